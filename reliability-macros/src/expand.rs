@@ -1,0 +1,403 @@
+//! Code generation: the stack becomes nested calls into `::reliability::__private`, around the
+//! function's own body, which stays in place.
+//!
+//! Input:
+//!
+//! ```text
+//! #[retry(max = 3)]
+//! #[timeout(secs = 30)]
+//! async fn f(q: String) -> Result<T, E> { BODY }
+//! ```
+//!
+//! Output (abridged; `P` is `::reliability::__private`):
+//!
+//! ```text
+//! async fn f(q: String) -> Result<T, E> {
+//!     static __RELIABILITY_RETRY: P::RetrySlot = P::RetrySlot::new(/* checked settings */);
+//!     static __RELIABILITY_TIMEOUT: P::TimeoutSlot = P::TimeoutSlot::new(/* deadline */);
+//!     let name = || P::fn_name(module_path!(), "f");
+//!     let ctx = P::StackCtx::new();
+//!     let retry_when = P::predicate::<<Result<T, E> as P::IsResult>::Err, _>(P::always);
+//!     P::stack::<Result<T, E>, _>(async {
+//!         let mut attempts = P::RetryLoop::new(__RELIABILITY_RETRY.get(&name), &ctx);
+//!         loop {
+//!             let out = P::timeout(__RELIABILITY_TIMEOUT.get(&name), &ctx,
+//!                 P::stack::<Result<T, E>, _>(async { let q = P::clone_arg(&q); BODY })).await;
+//!             if let Break(out) = attempts.settle(out, &retry_when).await { break out; }
+//!         }
+//!     }).await
+//! }
+//! ```
+
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{AttrStyle, Ident, Path};
+
+use crate::config::{BreakerConfig, CacheConfig, FallbackConfig, Layer, RetryConfig};
+use crate::item::{Function, Passing, Receiver};
+
+/// Names of generated locals, invisible to the user's code.
+struct Locals {
+    name: Ident,
+    ctx: Ident,
+    retry_when: Ident,
+    breaker_when: Ident,
+    fallback_when: Ident,
+    out: Ident,
+    attempts: Ident,
+    fallback: Ident,
+    error: Ident,
+    value: Ident,
+}
+
+impl Locals {
+    fn new() -> Self {
+        let local = |name: &str| Ident::new(name, Span::mixed_site());
+        Locals {
+            name: local("__reliability_name"),
+            ctx: local("__reliability_ctx"),
+            retry_when: local("__reliability_retry_when"),
+            breaker_when: local("__reliability_breaker_when"),
+            fallback_when: local("__reliability_fallback_when"),
+            out: local("__reliability_out"),
+            attempts: local("__reliability_attempts"),
+            fallback: local("__reliability_fallback"),
+            error: local("__reliability_error"),
+            value: local("__reliability_value"),
+        }
+    }
+}
+
+/// `Duration` in the largest unit that holds it exactly, so expansions read well.
+fn duration(nanos: u64) -> TokenStream {
+    let (ctor, n) = if nanos % 1_000_000_000 == 0 {
+        (quote!(from_secs), nanos / 1_000_000_000)
+    } else if nanos % 1_000_000 == 0 {
+        (quote!(from_millis), nanos / 1_000_000)
+    } else if nanos % 1_000 == 0 {
+        (quote!(from_micros), nanos / 1_000)
+    } else {
+        (quote!(from_nanos), nanos)
+    };
+    let n = Literal::u64_unsuffixed(n);
+    quote!(::reliability::__private::Duration::#ctor(#n))
+}
+
+fn path_name(path: &Path) -> String {
+    path.segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect::<Vec<_>>()
+        .join("::")
+}
+
+pub(crate) fn expand(function: Function, layers: Vec<Layer>, uses: TokenStream) -> TokenStream {
+    let l = Locals::new();
+    let ret = &function.ret;
+    let ret_span = function.ret_span();
+    let name_str = function.name();
+    let reuses_args = layers
+        .iter()
+        .any(|layer| matches!(layer, Layer::Retry(_) | Layer::Fallback(_)));
+
+    let mut statics = Vec::new();
+    let mut lets = Vec::new();
+
+    // The registry name of every layer of this function.
+    let name = &l.name;
+    lets.push(match function.receiver {
+        Receiver::None => quote!(let #name = || ::reliability::__private::fn_name(::core::module_path!(), #name_str);),
+        _ => quote!(let #name = || ::reliability::__private::method_name::<Self>(#name_str);),
+    });
+    if layers.iter().any(|layer| {
+        matches!(
+            layer,
+            Layer::Retry(_) | Layer::Timeout(_) | Layer::CircuitBreaker(_)
+        )
+    }) {
+        let ctx = &l.ctx;
+        lets.push(quote!(let #ctx = ::reliability::__private::StackCtx::new();));
+    }
+    let predicate = |local: &Ident, when: &Option<syn::Expr>| {
+        let typed = quote_spanned!(ret_span=> ::reliability::__private::predicate::<<#ret as ::reliability::__private::IsResult>::Err, _>);
+        match when {
+            Some(expr) => quote!(let #local = #typed(#expr);),
+            None => quote!(let #local = #typed(::reliability::__private::always);),
+        }
+    };
+
+    // The body, with the arguments it needs bound afresh for each call when they are reused.
+    let rebind = function.args.iter().map(|arg| {
+        let binding = &arg.binding;
+        let value = match (reuses_args, arg.passing) {
+            (true, Passing::Owned) => {
+                let clone = quote_spanned!(arg.ty.span()=> ::reliability::__private::clone_arg);
+                quote!(#clone(&#binding))
+            }
+            (true, Passing::Unique) => quote!(&mut *#binding),
+            _ => quote!(#binding),
+        };
+        match (&arg.pattern, reuses_args) {
+            (Some(pattern), _) => quote!(let #pattern = #value;),
+            (None, true) if arg.mutable => quote!(let mut #binding = #value;),
+            (None, true) if arg.passing != Passing::Shared => quote!(let #binding = #value;),
+            _ => TokenStream::new(),
+        }
+    });
+    let inner_attrs = function
+        .item
+        .attrs
+        .iter()
+        .filter(|a| matches!(a.style, AttrStyle::Inner(_)));
+    let stmts = &function.item.block.stmts;
+    let stack = quote!(::reliability::__private::stack::<#ret, _>);
+    let mut fut = quote!(#stack(async { #(#rebind)* #(#stmts)* }));
+
+    for layer in layers.iter().rev() {
+        fut = match layer {
+            Layer::Timeout(config) => {
+                let slot = format_ident!("__RELIABILITY_TIMEOUT");
+                let after = duration(config.nanos);
+                statics.push(quote! {
+                    static #slot: ::reliability::__private::TimeoutSlot = ::reliability::__private::TimeoutSlot::new(#after);
+                });
+                let call = quote_spanned!(ret_span=> ::reliability::__private::timeout);
+                let ctx = &l.ctx;
+                quote!(#call(#slot.get(&#name), &#ctx, #fut))
+            }
+            Layer::CircuitBreaker(config) => {
+                statics.push(breaker_static(config));
+                lets.push(predicate(&l.breaker_when, &config.when));
+                let call = quote_spanned!(ret_span=> ::reliability::__private::circuit_breaker);
+                let (ctx, when) = (&l.ctx, &l.breaker_when);
+                quote!(#call(__RELIABILITY_BREAKER.get(&#name), &#ctx, &#when, #fut))
+            }
+            Layer::Retry(config) => {
+                statics.push(retry_static(config));
+                lets.push(predicate(&l.retry_when, &config.when));
+                let Locals {
+                    ctx,
+                    attempts,
+                    out,
+                    retry_when,
+                    ..
+                } = &l;
+                quote!(#stack(async {
+                    let mut #attempts = ::reliability::__private::RetryLoop::new(__RELIABILITY_RETRY.get(&#name), &#ctx);
+                    loop {
+                        let #out = #fut.await;
+                        if let ::core::ops::ControlFlow::Break(#out) = #attempts.settle(#out, &#retry_when).await {
+                            break #out;
+                        }
+                    }
+                }))
+            }
+            Layer::Fallback(config) => {
+                let names = config.targets.iter().map(path_name);
+                statics.push(quote! {
+                    static __RELIABILITY_FALLBACK: ::reliability::__private::FallbackSlot =
+                        ::reliability::__private::FallbackSlot::new(&[#(#names),*]);
+                });
+                lets.push(predicate(&l.fallback_when, &config.when));
+                fallback(&function, config, &l, fut)
+            }
+            Layer::Cached(config) => {
+                statics.push(cache_static(config));
+                let key = cache_key(&function, config);
+                let cache_name = match &config.name {
+                    Some(n) => quote!(&|| ::std::string::String::from(#n)),
+                    None => quote!(&#name),
+                };
+                let returns_result = returns_result(&function);
+                let call = if returns_result {
+                    quote_spanned!(ret_span=> ::reliability::__private::cached_result)
+                } else {
+                    quote_spanned!(ret_span=> ::reliability::__private::cached_value)
+                };
+                quote!(#call(&__RELIABILITY_CACHE, #cache_name, #key, #fut))
+            }
+        };
+    }
+
+    let attrs = function
+        .item
+        .attrs
+        .iter()
+        .filter(|a| matches!(a.style, AttrStyle::Outer));
+    let vis = &function.item.vis;
+    let sig = &function.item.sig;
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            #(#inner_attrs)*
+            #uses
+            #(#statics)*
+            #(#lets)*
+            #fut.await
+        }
+    }
+}
+
+/// Whether `#[cached]` stores only `Ok` values: the return type is spelled `…Result<…>`.
+pub(crate) fn returns_result(function: &Function) -> bool {
+    match &function.ret {
+        syn::Type::Path(p) => p
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.ident.to_string().ends_with("Result")),
+        _ => false,
+    }
+}
+
+fn retry_static(config: &RetryConfig) -> TokenStream {
+    let max = Literal::u32_unsuffixed(config.max);
+    let backoff = match config.backoff {
+        "fixed" => quote!(::reliability::__private::Backoff::Fixed),
+        "linear" => quote!(::reliability::__private::Backoff::Linear),
+        _ => {
+            let multiplier = Literal::f64_unsuffixed(config.multiplier);
+            quote!(::reliability::__private::Backoff::Exponential { multiplier: #multiplier })
+        }
+    };
+    let jitter = format_ident!(
+        "{}",
+        match config.jitter {
+            "none" => "None",
+            "equal" => "Equal",
+            "decorrelated" => "Decorrelated",
+            _ => "Full",
+        }
+    );
+    let delay = duration(config.delay);
+    let max_delay = duration(config.max_delay);
+    quote! {
+        static __RELIABILITY_RETRY: ::reliability::__private::RetrySlot = ::reliability::__private::RetrySlot::new(
+            ::reliability::__private::RetryPolicy::__checked(#max, #backoff, #delay, #max_delay, ::reliability::__private::Jitter::#jitter),
+        );
+    }
+}
+
+fn breaker_static(config: &BreakerConfig) -> TokenStream {
+    let name = match &config.name {
+        Some(name) => quote!(::core::option::Option::Some(#name)),
+        None => quote!(::core::option::Option::None),
+    };
+    let failures = Literal::u32_unsuffixed(config.failure_threshold);
+    let successes = Literal::u32_unsuffixed(config.success_threshold);
+    let cooldown = duration(config.cooldown);
+    quote! {
+        static __RELIABILITY_BREAKER: ::reliability::__private::BreakerSlot = ::reliability::__private::BreakerSlot::new(
+            #name,
+            ::reliability::__private::BreakerConfig::__checked(#failures, #successes, #cooldown),
+        );
+    }
+}
+
+fn cache_static(config: &CacheConfig) -> TokenStream {
+    let option = |value: Option<u64>| match value {
+        Some(nanos) => {
+            let d = duration(nanos);
+            quote!(::core::option::Option::Some(#d))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let (ttl, tti) = (option(config.ttl), option(config.tti));
+    let max_size = Literal::u64_unsuffixed(config.max_size);
+    quote! {
+        static __RELIABILITY_CACHE: ::reliability::__private::CacheSlot = ::reliability::__private::CacheSlot::new(
+            ::reliability::__private::CacheConfig::__checked(#ttl, #tti, #max_size),
+        );
+    }
+}
+
+/// The key: the user's expression, or an owned copy of every argument but the receiver.
+fn cache_key(function: &Function, config: &CacheConfig) -> TokenStream {
+    if let Some(key) = &config.key {
+        let check = quote_spanned!(key.span()=> ::reliability::__private::cache_key);
+        return quote!(#check(#key));
+    }
+    let parts = function.args.iter().map(|arg| {
+        let binding = &arg.binding;
+        let owned = quote_spanned!(arg.ty.span()=> ::std::borrow::ToOwned::to_owned);
+        match arg.passing {
+            Passing::Owned => quote!(#owned(&#binding)),
+            Passing::Shared => quote!(#owned(#binding)),
+            Passing::Unique => quote!(#owned(&*#binding)),
+        }
+    });
+    quote!((#(#parts,)*))
+}
+
+/// Runs the layer below, then each target in turn while they fail.
+fn fallback(
+    function: &Function,
+    config: &FallbackConfig,
+    l: &Locals,
+    fut: TokenStream,
+) -> TokenStream {
+    let ret = &function.ret;
+    let Locals {
+        fallback,
+        error,
+        value,
+        name,
+        fallback_when,
+        ..
+    } = l;
+    let last = config.targets.len().saturating_sub(1);
+    let ok = quote!(<#ret as ::reliability::__private::IsResult>::Ok);
+    let err = quote!(<#ret as ::reliability::__private::IsResult>::Err);
+    let steps = config.targets.iter().enumerate().map(|(index, target)| {
+        let span = target.span();
+        let is_last = index == last;
+        let mut call_args = Vec::new();
+        let is_method = target.segments.first().is_some_and(|s| s.ident == "Self");
+        if is_method && function.receiver != Receiver::None {
+            call_args.push(match (function.receiver, is_last) {
+                (Receiver::Owned, false) => quote_spanned!(span=> ::reliability::__private::clone_arg(&self)),
+                _ => quote_spanned!(span=> self),
+            });
+        }
+        for arg in &function.args {
+            let binding = &arg.binding;
+            call_args.push(match (arg.passing, is_last) {
+                (Passing::Owned, false) => quote_spanned!(span=> ::reliability::__private::clone_arg(&#binding)),
+                (Passing::Unique, _) => quote_spanned!(span=> &mut *#binding),
+                _ => quote_spanned!(span=> #binding),
+            });
+        }
+        let index = Literal::usize_unsuffixed(index);
+        let call = quote_spanned!(span=> ::reliability::__private::fallback_call(#target(#(#call_args),*)).await);
+        if is_last {
+            let convert = quote_spanned!(span=> ::reliability::__private::last_fallback::<#ok, #err, _>);
+            quote! {
+                match #convert(#call) {
+                    ::core::result::Result::Ok(#value) => ::core::result::Result::Ok(#fallback.served(#index, #value)),
+                    ::core::result::Result::Err(#error) => ::core::result::Result::Err(#fallback.all_failed(#error)),
+                }
+            }
+        } else {
+            let convert = quote_spanned!(span=> ::reliability::__private::fallible::<#ok, #err, _>);
+            quote! {
+                match #convert(#call) {
+                    ::core::result::Result::Ok(#value) => return ::core::result::Result::Ok(#fallback.served(#index, #value)),
+                    ::core::result::Result::Err(_) => #fallback.target_failed(#index),
+                }
+            }
+        }
+    });
+    quote!(::reliability::__private::stack::<#ret, _>(async {
+        let #fallback = __RELIABILITY_FALLBACK.get(&#name);
+        #fallback.enter();
+        let #error = match #fut.await {
+            ::core::result::Result::Ok(#value) => return ::core::result::Result::Ok(#fallback.primary_ok(#value)),
+            ::core::result::Result::Err(#error) => #error,
+        };
+        if !#fallback.primary_failed(#fallback_when(&#error)) {
+            return ::core::result::Result::Err(#error);
+        }
+        #(#steps)*
+    }))
+}

@@ -1,0 +1,165 @@
+//! The annotated function: what the attributes need to know about its signature.
+
+use proc_macro2::Span;
+use quote::format_ident;
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::{FnArg, Ident, ItemFn, Pat, PatIdent, ReturnType, Type};
+
+/// How an argument is passed, which decides how it is handed to a second call.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Passing {
+    /// By value: cloned for each extra call.
+    Owned,
+    /// `&T`: copied.
+    Shared,
+    /// `&mut T`: reborrowed.
+    Unique,
+}
+
+/// One argument other than the receiver.
+pub(crate) struct Arg {
+    /// The variable that holds it in the signature (the user's name, or a generated one when the
+    /// argument is a pattern).
+    pub(crate) binding: Ident,
+    /// The user's pattern when it is more than a plain name; bound inside the body.
+    pub(crate) pattern: Option<Pat>,
+    /// Whether the user wrote `mut name`.
+    pub(crate) mutable: bool,
+    pub(crate) passing: Passing,
+    pub(crate) ty: Type,
+}
+
+/// The function's receiver, if it is a method.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Receiver {
+    None,
+    /// `&self` or `&mut self` (or `self: &Self`, `self: &mut Self`).
+    Borrowed,
+    /// `self`, `mut self`, `self: Arc<Self>`, `self: Box<Self>`, …: cloned for each extra call.
+    Owned,
+}
+
+pub(crate) struct Function {
+    pub(crate) item: ItemFn,
+    pub(crate) args: Vec<Arg>,
+    pub(crate) receiver: Receiver,
+    /// The declared return type, `()` when there is none.
+    pub(crate) ret: Type,
+}
+
+impl Function {
+    /// The function's name without a raw-identifier prefix.
+    pub(crate) fn name(&self) -> String {
+        let name = self.item.sig.ident.to_string();
+        name.strip_prefix("r#").map(str::to_owned).unwrap_or(name)
+    }
+
+    pub(crate) fn ret_span(&self) -> Span {
+        match &self.item.sig.output {
+            ReturnType::Type(_, ty) => ty.span(),
+            ReturnType::Default => self.item.sig.ident.span(),
+        }
+    }
+}
+
+/// Finds `impl Trait` in a type.
+struct FindImpl(Option<Span>);
+
+impl Visit<'_> for FindImpl {
+    fn visit_type_impl_trait(&mut self, node: &syn::TypeImplTrait) {
+        self.0.get_or_insert(node.span());
+    }
+}
+
+fn passing(ty: &Type) -> Passing {
+    match ty {
+        Type::Reference(r) if r.mutability.is_some() => Passing::Unique,
+        Type::Reference(_) => Passing::Shared,
+        Type::Group(g) => passing(&g.elem),
+        Type::Paren(p) => passing(&p.elem),
+        _ => Passing::Owned,
+    }
+}
+
+/// Reads the signature. With `reuses_args`, owned arguments drop their `mut` (it moves to the
+/// per-call copy), and patterns are bound to generated names so they can be copied.
+pub(crate) fn analyze(mut item: ItemFn, reuses_args: bool) -> syn::Result<Function> {
+    let mut args = Vec::new();
+    let mut receiver = Receiver::None;
+    for (index, input) in item.sig.inputs.iter_mut().enumerate() {
+        match input {
+            FnArg::Receiver(r) => {
+                receiver = if r.reference.is_some()
+                    || matches!(passing(&r.ty), Passing::Shared | Passing::Unique)
+                {
+                    Receiver::Borrowed
+                } else {
+                    Receiver::Owned
+                };
+            }
+            FnArg::Typed(pat_type) => {
+                let ty = (*pat_type.ty).clone();
+                let passing = passing(&ty);
+                match &mut *pat_type.pat {
+                    Pat::Ident(PatIdent {
+                        by_ref: None,
+                        subpat: None,
+                        mutability,
+                        ident,
+                        ..
+                    }) => {
+                        let mutable = mutability.is_some();
+                        if reuses_args && mutable {
+                            *mutability = None;
+                        }
+                        args.push(Arg {
+                            binding: ident.clone(),
+                            pattern: None,
+                            mutable,
+                            passing,
+                            ty,
+                        });
+                    }
+                    pattern => {
+                        let binding =
+                            format_ident!("__reliability_arg{}", index, span = Span::mixed_site());
+                        let user_pattern = pattern.clone();
+                        *pattern = Pat::Ident(PatIdent {
+                            attrs: Vec::new(),
+                            by_ref: None,
+                            mutability: None,
+                            ident: binding.clone(),
+                            subpat: None,
+                        });
+                        args.push(Arg {
+                            binding,
+                            pattern: Some(user_pattern),
+                            mutable: false,
+                            passing,
+                            ty,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    let ret = match &item.sig.output {
+        ReturnType::Type(_, ty) => (**ty).clone(),
+        ReturnType::Default => syn::parse_quote!(()),
+    };
+    let mut find = FindImpl(None);
+    find.visit_type(&ret);
+    if let Some(span) = find.0 {
+        return Err(syn::Error::new(
+            span,
+            "the attributes of `reliability` need a return type they can name; replace `impl Trait` with a concrete type or a `Box<dyn Trait>`",
+        ));
+    }
+    Ok(Function {
+        item,
+        args,
+        receiver,
+        ret,
+    })
+}

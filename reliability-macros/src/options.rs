@@ -1,0 +1,294 @@
+//! Reading `key = value` options: unknown and duplicated keys, and typed values with their spans.
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, Meta, Path, Token, UnOp};
+
+use crate::duration;
+use crate::kind::Kind;
+use crate::suggest::{did_you_mean, list};
+
+/// Collects every error instead of stopping at the first.
+#[derive(Default)]
+pub(crate) struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    pub(crate) fn take<T>(&mut self, result: syn::Result<T>) -> Option<T> {
+        result.map_err(|e| self.push(e)).ok()
+    }
+
+    pub(crate) fn peek(&self) -> Option<&syn::Error> {
+        self.0.as_ref()
+    }
+
+    pub(crate) fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+/// The options of one attribute, in the order written.
+pub(crate) struct Options {
+    pub(crate) values: Vec<(Ident, Expr)>,
+    /// Bare paths: the targets of `#[fallback(a, b)]`.
+    pub(crate) paths: Vec<Path>,
+}
+
+impl Options {
+    /// The value of `key`, if given.
+    pub(crate) fn get(&self, key: &str) -> Option<&Expr> {
+        self.values.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// The key token of `key`, if given (to point errors at).
+    pub(crate) fn key(&self, key: &str) -> Option<&Ident> {
+        self.values.iter().find(|(k, _)| k == key).map(|(k, _)| k)
+    }
+}
+
+/// Parses `tokens` (the inside of `#[kind(...)]`), reporting unknown keys with a suggestion and
+/// duplicated keys at their second use.
+pub(crate) fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Options {
+    let mut options = Options {
+        values: Vec::new(),
+        paths: Vec::new(),
+    };
+    let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens) {
+        Ok(metas) => metas,
+        Err(error) => {
+            errors.push(syn::Error::new(
+                error.span(),
+                format!("{error}; `#[{kind}]` takes options written `name = value`, separated by commas{}", kind.options_hint()),
+            ));
+            return options;
+        }
+    };
+    for meta in metas {
+        match meta {
+            Meta::NameValue(nv) => {
+                let Some(key) = nv.path.get_ident().cloned() else {
+                    errors.push(syn::Error::new_spanned(
+                        &nv.path,
+                        format!("expected an option name{}", kind.options_hint()),
+                    ));
+                    continue;
+                };
+                if !kind.options().contains(&key.to_string().as_str()) {
+                    errors.push(unknown_option(kind, &key));
+                    continue;
+                }
+                if options.key(&key.to_string()).is_some() {
+                    errors.push(syn::Error::new_spanned(
+                        &key,
+                        format!("`{key}` is given twice in `#[{kind}]`; remove this one"),
+                    ));
+                    continue;
+                }
+                options.values.push((key, nv.value));
+            }
+            Meta::Path(path) if kind == Kind::Fallback => options.paths.push(path),
+            Meta::Path(path) => match path.get_ident() {
+                Some(key) if kind.options().contains(&key.to_string().as_str()) => {
+                    errors.push(syn::Error::new_spanned(
+                        key,
+                        format!(
+                            "`{key}` needs a value: `{key} = ...`{}",
+                            kind.value_hint(&key.to_string())
+                        ),
+                    ));
+                }
+                Some(key) => errors.push(unknown_option(kind, key)),
+                None => errors.push(syn::Error::new_spanned(
+                    &path,
+                    format!("expected `name = value`{}", kind.options_hint()),
+                )),
+            },
+            Meta::List(list) => {
+                let shown = list
+                    .path
+                    .get_ident()
+                    .map_or_else(|| "option".to_owned(), ToString::to_string);
+                errors.push(syn::Error::new_spanned(
+                    &list,
+                    format!(
+                        "write `{shown} = value`, not `{shown}(...)`{}",
+                        kind.options_hint()
+                    ),
+                ));
+            }
+        }
+    }
+    options
+}
+
+fn unknown_option(kind: Kind, key: &Ident) -> syn::Error {
+    let options = kind.options();
+    let message = match did_you_mean(&key.to_string(), options, kind.aliases()) {
+        Some(suggestion) => format!(
+            "unknown option `{key}` for `#[{kind}]`; did you mean `{suggestion}`? (options: {})",
+            list(options)
+        ),
+        None => format!(
+            "unknown option `{key}` for `#[{kind}]`; the options are {}",
+            list(options)
+        ),
+    };
+    syn::Error::new_spanned(key, message)
+}
+
+/// A literal, looking through a leading `-` so it can be reported as negative.
+fn literal(expr: &Expr) -> Option<(&Lit, bool)> {
+    match expr {
+        Expr::Lit(ExprLit { lit, .. }) => Some((lit, false)),
+        Expr::Unary(ExprUnary {
+            op: UnOp::Neg(_),
+            expr,
+            ..
+        }) => match &**expr {
+            Expr::Lit(ExprLit { lit, .. }) => Some((lit, true)),
+            _ => None,
+        },
+        Expr::Group(group) => literal(&group.expr),
+        Expr::Paren(paren) => literal(&paren.expr),
+        _ => None,
+    }
+}
+
+/// A non-negative integer literal.
+pub(crate) fn integer(key: &str, expr: &Expr) -> syn::Result<u64> {
+    match literal(expr) {
+        Some((Lit::Int(int), false)) => int
+            .base10_parse::<u64>()
+            .map_err(|_| syn::Error::new_spanned(expr, format!("`{key}` is too large"))),
+        Some((Lit::Int(_) | Lit::Float(_), true)) => Err(syn::Error::new_spanned(
+            expr,
+            format!("`{key}` must not be negative"),
+        )),
+        _ => Err(syn::Error::new_spanned(
+            expr,
+            format!("`{key}` takes an integer literal, e.g. `{key} = 3`"),
+        )),
+    }
+}
+
+/// An integer literal that fits `u32`.
+pub(crate) fn integer_u32(key: &str, expr: &Expr) -> syn::Result<u32> {
+    let value = integer(key, expr)?;
+    u32::try_from(value)
+        .map_err(|_| syn::Error::new_spanned(expr, format!("`{key}` must be at most {}", u32::MAX)))
+}
+
+/// A number literal (integer or float).
+pub(crate) fn number(key: &str, expr: &Expr) -> syn::Result<f64> {
+    let parsed = match literal(expr) {
+        Some((Lit::Float(float), negative)) => float
+            .base10_parse::<f64>()
+            .ok()
+            .map(|v| if negative { -v } else { v }),
+        Some((Lit::Int(int), negative)) => int
+            .base10_parse::<f64>()
+            .ok()
+            .map(|v| if negative { -v } else { v }),
+        _ => None,
+    };
+    parsed.ok_or_else(|| {
+        syn::Error::new_spanned(expr, format!("`{key}` takes a number, e.g. `{key} = 2.0`"))
+    })
+}
+
+/// A duration: seconds as a number, or a string with units. Returns nanoseconds.
+pub(crate) fn duration(key: &str, expr: &Expr) -> syn::Result<u64> {
+    let help = format!(
+        "`{key}` takes a number of seconds (`{key} = 30`, `{key} = 0.25`) or a string with a unit (`{key} = \"250ms\"`, `{key} = \"1m30s\"`)"
+    );
+    let parsed = match literal(expr) {
+        Some((_, true)) => {
+            return Err(syn::Error::new_spanned(
+                expr,
+                format!("`{key}` must not be negative"),
+            ));
+        }
+        Some((Lit::Int(int), false)) => duration::parse_seconds(int.base10_digits()),
+        Some((Lit::Float(float), false)) => duration::parse_seconds(float.base10_digits()),
+        Some((Lit::Str(text), false)) => duration::parse_duration_str(&text.value()),
+        _ => return Err(syn::Error::new_spanned(expr, help)),
+    };
+    parsed.map_err(|reason| syn::Error::new_spanned(expr, format!("invalid `{key}`: {reason}")))
+}
+
+/// A string literal naming one of `choices`.
+pub(crate) fn choice(
+    key: &str,
+    expr: &Expr,
+    choices: &[&'static str],
+) -> syn::Result<&'static str> {
+    let options = choices
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let given = match literal(expr) {
+        Some((Lit::Str(text), false)) => text.value(),
+        _ => {
+            let hint = match expr {
+                Expr::Path(p) if p.path.get_ident().is_some() => {
+                    format!(
+                        "; write it as a string: `{key} = \"{}\"`",
+                        p.path
+                            .get_ident()
+                            .map(ToString::to_string)
+                            .unwrap_or_default()
+                    )
+                }
+                _ => String::new(),
+            };
+            return Err(syn::Error::new_spanned(
+                expr,
+                format!("`{key}` takes one of {options}{hint}"),
+            ));
+        }
+    };
+    if let Some(found) = choices.iter().find(|c| **c == given) {
+        return Ok(found);
+    }
+    let message = match did_you_mean(&given, choices, &[]) {
+        Some(suggestion) => {
+            format!("unknown {key} \"{given}\"; did you mean \"{suggestion}\"? (one of {options})")
+        }
+        None => format!("unknown {key} \"{given}\"; expected one of {options}"),
+    };
+    Err(syn::Error::new_spanned(expr, message))
+}
+
+/// A non-empty string literal.
+pub(crate) fn name(key: &str, expr: &Expr) -> syn::Result<String> {
+    match literal(expr) {
+        Some((Lit::Str(text), false)) if !text.value().trim().is_empty() => Ok(text.value()),
+        Some((Lit::Str(_), false)) => Err(syn::Error::new_spanned(
+            expr,
+            format!("`{key}` must not be empty"),
+        )),
+        _ => Err(syn::Error::new_spanned(
+            expr,
+            format!("`{key}` takes a string literal, e.g. `{key} = \"gpt4\"`"),
+        )),
+    }
+}
+
+/// The span to blame for a missing option: the attribute itself.
+pub(crate) fn missing(span: Span, message: String) -> syn::Error {
+    syn::Error::new(span, message)
+}
+
+/// Points at an expression.
+pub(crate) fn at(expr: &impl Spanned, message: impl std::fmt::Display) -> syn::Error {
+    syn::Error::new(expr.span(), message)
+}

@@ -1,0 +1,462 @@
+//! What the attribute macros expand into. Not public API: no semver guarantee.
+//!
+//! Each attribute keeps the function's body in place and wraps it in calls to the items here; the
+//! `static` slots hold a layer's configuration (checked by the macro) and build the named policy on
+//! first use.
+
+use std::future::{Future, IntoFuture};
+use std::hash::Hash;
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+pub use crate::backoff::{Backoff, Jitter};
+pub use crate::cache::CacheConfig;
+pub use crate::circuit_breaker::BreakerConfig;
+pub use crate::retry::RetryPolicy;
+pub use core::time::Duration;
+
+use crate::cache::Cache;
+use crate::circuit_breaker::CircuitBreaker;
+use crate::error::Error;
+use crate::fallback::Fallback;
+use crate::registry::registry;
+use crate::retry::{Attempts, Retry};
+use crate::timeout::Timeout;
+
+/// Fixes the output type of the async block that holds a layer, so `?` and `return` in the body
+/// infer against the function's return type.
+#[inline(always)]
+pub fn stack<R, F: Future<Output = R>>(f: F) -> F {
+    f
+}
+
+/// `Result<T, E>`'s parts, named through the function's return type.
+#[diagnostic::on_unimplemented(
+    message = "this attribute needs a function returning `Result<T, E>`, not `{Self}`",
+    label = "not a `Result`",
+    note = "`#[retry]`, `#[timeout]`, `#[circuit_breaker]` and `#[fallback]` act on `Err`; only `#[cached]` takes a plain return type"
+)]
+pub trait IsResult {
+    /// The success type.
+    type Ok;
+    /// The error type.
+    type Err;
+}
+
+impl<T, E> IsResult for Result<T, E> {
+    type Ok = T;
+    type Err = E;
+}
+
+/// The error type of a stack that can time out or be rejected.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot carry a `reliability::Error`",
+    label = "`#[timeout]` and `#[circuit_breaker]` return `Err(E::from(reliability::Error))`, so this error type needs `impl From<reliability::Error>`",
+    note = "with thiserror, add a variant: `#[error(transparent)] Reliability(#[from] reliability::Error)`; `anyhow::Error` works as is"
+)]
+pub trait FromReliabilityError {}
+
+impl<E: From<Error>> FromReliabilityError for E {}
+
+/// Checks, at the return type's span, that the error type converts from [`Error`].
+#[inline(always)]
+pub fn assert_error_from<R>()
+where
+    R: IsResult,
+    R::Err: FromReliabilityError,
+{
+}
+
+/// An argument that is passed to the body more than once.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` must be `Clone`: `#[retry]` and `#[fallback]` hand each argument to more than one call",
+    label = "cloned for every attempt and every fallback",
+    note = "derive or implement `Clone`, or take the argument by reference"
+)]
+pub trait CloneArg: Clone {}
+
+impl<T: Clone> CloneArg for T {}
+
+/// A copy of an argument for one more call.
+#[inline(always)]
+pub fn clone_arg<T: CloneArg>(arg: &T) -> T {
+    arg.clone()
+}
+
+/// A cache key.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a cache key: it must be `Hash + Eq + Clone + Send + Sync + 'static`",
+    label = "the `#[cached]` key",
+    note = "choose the key with `#[cached(key = ...)]`, e.g. `key = query.to_string()`"
+)]
+pub trait CacheKey: Hash + Eq + Clone + Send + Sync + 'static {}
+
+impl<K: Hash + Eq + Clone + Send + Sync + 'static> CacheKey for K {}
+
+/// A cached value.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be cached: it must be `Clone + Send + Sync + 'static`",
+    label = "the value `#[cached]` stores",
+    note = "wrap it in `Arc` to share it without `Clone`"
+)]
+pub trait CacheValue: Clone + Send + Sync + 'static {}
+
+impl<V: Clone + Send + Sync + 'static> CacheValue for V {}
+
+/// Types a `when = ...` predicate against the error type.
+#[inline(always)]
+pub fn predicate<E, P: Fn(&E) -> bool>(p: P) -> P {
+    p
+}
+
+/// The predicate used when no `when` is given: every error.
+#[inline(always)]
+pub fn always<E>(_: &E) -> bool {
+    true
+}
+
+/// The function computing a layer's default registry name, called once when the layer is first used.
+pub type NameFn<'a> = &'a (dyn Fn() -> String + Send + Sync);
+
+/// The default registry name of a free function.
+pub fn fn_name(module: &str, function: &str) -> String {
+    format!("{module}::{function}")
+}
+
+/// The default registry name of a method.
+pub fn method_name<S: ?Sized>(function: &str) -> String {
+    format!("{}::{function}", std::any::type_name::<S>())
+}
+
+/// State shared by the layers of one call: the attempt running now, and whether the breaker just
+/// rejected it (so a retry above does not retry a rejection).
+#[derive(Debug, Default)]
+pub struct StackCtx {
+    attempt: AtomicU32,
+    rejected: AtomicBool,
+}
+
+impl StackCtx {
+    /// A fresh context: first attempt.
+    pub fn new() -> Self {
+        StackCtx {
+            attempt: AtomicU32::new(1),
+            rejected: AtomicBool::new(false),
+        }
+    }
+
+    fn attempt(&self) -> u32 {
+        self.attempt.load(Ordering::Relaxed)
+    }
+}
+
+/// A `static` holding one retry layer.
+#[derive(Debug)]
+pub struct RetrySlot {
+    policy: RetryPolicy,
+    built: OnceLock<Retry>,
+}
+
+impl RetrySlot {
+    /// A slot with a policy the macro checked.
+    pub const fn new(policy: RetryPolicy) -> Self {
+        RetrySlot {
+            policy,
+            built: OnceLock::new(),
+        }
+    }
+
+    /// The policy, registered under `name()` on first use.
+    pub fn get(&self, name: NameFn<'_>) -> &Retry {
+        self.built.get_or_init(|| Retry::new(&name(), self.policy))
+    }
+}
+
+/// The attempt loop of one call.
+#[derive(Debug)]
+pub struct RetryLoop<'a> {
+    attempts: Attempts<'a>,
+    ctx: &'a StackCtx,
+}
+
+impl<'a> RetryLoop<'a> {
+    /// Starts the loop.
+    pub fn new(retry: &'a Retry, ctx: &'a StackCtx) -> Self {
+        ctx.attempt.store(1, Ordering::Relaxed);
+        RetryLoop {
+            attempts: retry.attempts(),
+            ctx,
+        }
+    }
+
+    /// Ends with `out`, or waits and asks for another attempt.
+    pub async fn settle<T, E, P>(
+        &mut self,
+        out: Result<T, E>,
+        retryable: &P,
+    ) -> ControlFlow<Result<T, E>>
+    where
+        P: Fn(&E) -> bool,
+    {
+        let rejected = self.ctx.rejected.swap(false, Ordering::Relaxed);
+        let flow = self.attempts.settle(out, retryable, rejected).await;
+        self.ctx
+            .attempt
+            .store(self.attempts.attempt(), Ordering::Relaxed);
+        flow
+    }
+}
+
+/// A `static` holding one timeout layer.
+#[derive(Debug)]
+pub struct TimeoutSlot {
+    after: Duration,
+    built: OnceLock<Timeout>,
+}
+
+impl TimeoutSlot {
+    /// A slot with a deadline the macro checked (> 0).
+    pub const fn new(after: Duration) -> Self {
+        TimeoutSlot {
+            after,
+            built: OnceLock::new(),
+        }
+    }
+
+    /// The policy, registered under `name()` on first use.
+    pub fn get(&self, name: NameFn<'_>) -> &Timeout {
+        self.built
+            .get_or_init(|| Timeout::checked(&name(), self.after))
+    }
+}
+
+/// Runs `fut` under `timeout`.
+pub async fn timeout<T, E, F>(timeout: &Timeout, ctx: &StackCtx, fut: F) -> Result<T, E>
+where
+    F: Future<Output = Result<T, E>>,
+    E: From<Error>,
+{
+    timeout.run_attempt(fut, ctx.attempt()).await
+}
+
+/// A `static` holding one circuit breaker layer.
+#[derive(Debug)]
+pub struct BreakerSlot {
+    name: Option<&'static str>,
+    config: BreakerConfig,
+    built: OnceLock<CircuitBreaker>,
+}
+
+impl BreakerSlot {
+    /// A slot for a breaker shared under `name`, or of its own (under the default name) for `None`.
+    pub const fn new(name: Option<&'static str>, config: BreakerConfig) -> Self {
+        BreakerSlot {
+            name,
+            config,
+            built: OnceLock::new(),
+        }
+    }
+
+    /// The breaker, registered on first use.
+    pub fn get(&self, default_name: NameFn<'_>) -> &CircuitBreaker {
+        self.built.get_or_init(|| match self.name {
+            Some(name) => registry().shared_breaker(name, self.config),
+            None => registry().own_breaker(&default_name(), self.config),
+        })
+    }
+}
+
+/// Runs `fut` through `breaker`, counting errors for which `counts` is true as failures.
+pub async fn circuit_breaker<T, E, F, P>(
+    breaker: &CircuitBreaker,
+    ctx: &StackCtx,
+    counts: &P,
+    fut: F,
+) -> Result<T, E>
+where
+    F: Future<Output = Result<T, E>>,
+    E: From<Error>,
+    P: Fn(&E) -> bool,
+{
+    let permit = match breaker.acquire(ctx.attempt()) {
+        Ok(permit) => permit,
+        Err(rejection) => {
+            ctx.rejected.store(true, Ordering::Relaxed);
+            return Err(E::from(rejection));
+        }
+    };
+    let out = fut.await;
+    match &out {
+        Err(e) if counts(e) => permit.failure(),
+        _ => permit.success(),
+    }
+    out
+}
+
+/// A `static` holding one cache layer: one cache per key and value type (so a generic function has
+/// one per instantiation).
+#[derive(Debug)]
+pub struct CacheSlot {
+    config: CacheConfig,
+    first: OnceLock<&'static (dyn std::any::Any + Send + Sync)>,
+    others: Mutex<Vec<&'static (dyn std::any::Any + Send + Sync)>>,
+}
+
+impl CacheSlot {
+    /// A slot with settings the macro checked.
+    pub const fn new(config: CacheConfig) -> Self {
+        CacheSlot {
+            config,
+            first: OnceLock::new(),
+            others: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The cache for `K → V`, registered under `name()` on first use.
+    pub fn get<K, V>(&self, name: NameFn<'_>) -> &Cache<K, V>
+    where
+        K: CacheKey,
+        V: CacheValue,
+    {
+        let make = || -> &'static (dyn std::any::Any + Send + Sync) {
+            Box::leak(Box::new(Cache::<K, V>::checked(&name(), self.config)))
+        };
+        if let Some(cache) = self.first.get_or_init(make).downcast_ref::<Cache<K, V>>() {
+            return cache;
+        }
+        let mut others = self.others.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(cache) = others.iter().find_map(|c| c.downcast_ref::<Cache<K, V>>()) {
+            return cache;
+        }
+        let created = make();
+        others.push(created);
+        created
+            .downcast_ref::<Cache<K, V>>()
+            .unwrap_or_else(|| unreachable!("just made with these types"))
+    }
+}
+
+/// Answers a `Result`-returning stack from `slot`, storing `Ok` values.
+pub async fn cached_result<K, V, E, F>(
+    slot: &CacheSlot,
+    name: NameFn<'_>,
+    key: K,
+    fut: F,
+) -> Result<V, E>
+where
+    K: CacheKey,
+    V: CacheValue,
+    F: Future<Output = Result<V, E>>,
+{
+    slot.get::<K, V>(name).get_or_try_insert(key, fut).await
+}
+
+/// Answers a stack with a plain return type from `slot`.
+pub async fn cached_value<K, V, F>(slot: &CacheSlot, name: NameFn<'_>, key: K, fut: F) -> V
+where
+    K: CacheKey,
+    V: CacheValue,
+    F: Future<Output = V>,
+{
+    slot.get::<K, V>(name).get_or_insert(key, fut).await
+}
+
+/// A `static` holding one fallback layer.
+#[derive(Debug)]
+pub struct FallbackSlot {
+    targets: &'static [&'static str],
+    built: OnceLock<Fallback>,
+}
+
+impl FallbackSlot {
+    /// A slot for the target names, in order.
+    pub const fn new(targets: &'static [&'static str]) -> Self {
+        FallbackSlot {
+            targets,
+            built: OnceLock::new(),
+        }
+    }
+
+    /// The policy, registered under `name()` on first use.
+    pub fn get(&self, name: NameFn<'_>) -> &Fallback {
+        self.built
+            .get_or_init(|| Fallback::new(&name(), self.targets))
+    }
+}
+
+/// A fallback target must be called like an `async fn`.
+#[diagnostic::on_unimplemented(
+    message = "a fallback must be an `async fn`; calling this one gives `{Self}`, which is not a future",
+    label = "this fallback is not async",
+    note = "declare it `async fn` with the same arguments as the function it stands in for"
+)]
+pub trait FallbackCall: IntoFuture {}
+
+impl<F: IntoFuture> FallbackCall for F {}
+
+/// Checks that a fallback target's call is a future.
+#[inline(always)]
+pub fn fallback_call<F: FallbackCall>(call: F) -> F {
+    call
+}
+
+/// What a fallback that is not the last returns.
+#[diagnostic::on_unimplemented(
+    message = "a fallback before the last must return `Result<{T}, {E}>`, but this one returns `{Self}`",
+    label = "returns `{Self}`",
+    note = "a fallback returning a plain `{T}` never fails, so it must come last in `#[fallback(...)]`"
+)]
+pub trait Fallible<T, E> {
+    /// The target's result.
+    fn into_result(self) -> Result<T, E>;
+}
+
+impl<T, E> Fallible<T, E> for Result<T, E> {
+    #[inline(always)]
+    fn into_result(self) -> Result<T, E> {
+        self
+    }
+}
+
+/// Converts what a non-last fallback returned.
+#[inline(always)]
+pub fn fallible<T, E, O: Fallible<T, E>>(out: O) -> Result<T, E> {
+    out.into_result()
+}
+
+/// What the last fallback returns: `Result<T, E>`, or a plain `T` (it cannot fail).
+#[diagnostic::on_unimplemented(
+    message = "a fallback must return `Result<{T}, {E}>` or `{T}`, but this one returns `{Self}`",
+    label = "returns `{Self}`"
+)]
+pub trait LastFallback<T, E> {
+    /// The target's result.
+    fn into_result(self) -> Result<T, E>;
+}
+
+impl<T, E> LastFallback<T, E> for Result<T, E> {
+    #[inline(always)]
+    fn into_result(self) -> Result<T, E> {
+        self
+    }
+}
+
+impl<T, E> LastFallback<T, E> for T {
+    #[inline(always)]
+    fn into_result(self) -> Result<T, E> {
+        Ok(self)
+    }
+}
+
+/// Converts what the last fallback returned.
+#[inline(always)]
+pub fn last_fallback<T, E, O: LastFallback<T, E>>(out: O) -> Result<T, E> {
+    out.into_result()
+}
+
+/// Checks a `key = ...` expression, at its span.
+#[inline(always)]
+pub fn cache_key<K: CacheKey>(key: K) -> K {
+    key
+}

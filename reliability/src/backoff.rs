@@ -1,0 +1,117 @@
+//! Delay schedules between retry attempts, and their jitter.
+
+use std::cell::Cell;
+use std::hash::{BuildHasher, RandomState};
+use std::time::Duration;
+
+/// How the delay grows between attempts (before jitter and the `max_delay` cap).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Backoff {
+    /// `delay`, `delay`, `delay`, …
+    Fixed,
+    /// `delay`, `2 × delay`, `3 × delay`, …
+    Linear,
+    /// `delay`, `delay × m`, `delay × m²`, … for the multiplier `m` (> 1.0).
+    Exponential {
+        /// The growth factor.
+        multiplier: f64,
+    },
+}
+
+/// How each delay is randomised. Every mode stays within `[0, max_delay]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Jitter {
+    /// The delay exactly as the backoff computes it.
+    None,
+    /// Uniform in `[0, d]`, where `d` is the computed delay.
+    Full,
+    /// Uniform in `[d / 2, d]`.
+    Equal,
+    /// Uniform in `[delay, 3 × previous wait]` (the first wait is `delay`), capped at `max_delay`;
+    /// the backoff mode does not apply.
+    Decorrelated,
+}
+
+/// A full delay schedule: backoff, first delay, cap and jitter.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Schedule {
+    pub(crate) backoff: Backoff,
+    pub(crate) delay: Duration,
+    pub(crate) max_delay: Duration,
+    pub(crate) jitter: Jitter,
+}
+
+impl Schedule {
+    /// The un-jittered delay before retry number `retry` (1 = the wait after the first attempt).
+    pub fn base_delay(&self, retry: u32) -> Duration {
+        let n = retry.max(1);
+        let raw = match self.backoff {
+            Backoff::Fixed => self.delay,
+            Backoff::Linear => self.delay.saturating_mul(n),
+            Backoff::Exponential { multiplier } => {
+                let factor = multiplier.powi(i32::try_from(n - 1).unwrap_or(i32::MAX));
+                let secs = self.delay.as_secs_f64() * factor;
+                if secs.is_finite() && secs < self.max_delay.as_secs_f64() {
+                    Duration::from_secs_f64(secs)
+                } else {
+                    self.max_delay
+                }
+            }
+        };
+        raw.min(self.max_delay)
+    }
+
+    /// The wait before retry number `retry`, given the previous wait (used by decorrelated jitter),
+    /// drawing randomness from `random` (uniform in `[0, 1)`).
+    pub fn delay_with(&self, retry: u32, previous: Duration, random: f64) -> Duration {
+        let base = self.base_delay(retry);
+        let wait = match self.jitter {
+            Jitter::None => base,
+            Jitter::Full => base.mul_f64(random),
+            Jitter::Equal => base / 2 + (base - base / 2).mul_f64(random),
+            Jitter::Decorrelated => {
+                let low = self.delay;
+                let high = previous
+                    .max(self.delay)
+                    .saturating_mul(3)
+                    .min(self.max_delay);
+                if high <= low {
+                    low
+                } else {
+                    low + (high - low).mul_f64(random)
+                }
+            }
+        };
+        wait.min(self.max_delay)
+    }
+
+    /// The wait before retry number `retry`, with fresh randomness.
+    pub fn delay(&self, retry: u32, previous: Duration) -> Duration {
+        let random = if self.jitter == Jitter::None {
+            0.0
+        } else {
+            random_unit()
+        };
+        self.delay_with(retry, previous, random)
+    }
+}
+
+/// A uniform number in `[0, 1)` from a per-thread generator seeded by the standard library's
+/// random hasher keys (no extra dependency).
+pub(crate) fn random_unit() -> f64 {
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(RandomState::new().hash_one(0x5eed_u64) | 1);
+    }
+    let x = STATE
+        .try_with(|state| {
+            // SplitMix64.
+            let next = state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+            state.set(next);
+            let mut z = next;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        })
+        .unwrap_or(0x1234_5678_9abc_def0);
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}

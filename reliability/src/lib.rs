@@ -1,0 +1,70 @@
+//! Retry, timeout, circuit breaker, cache and fallback for async Rust — as attributes on an
+//! `async fn`, or as plain types that wrap any future.
+//!
+//! ```
+//! use reliability::{cached, circuit_breaker, fallback, retry, timeout};
+//!
+//! #[derive(Debug, thiserror::Error)]
+//! enum LlmError {
+//!     #[error("service answered {0}")]
+//!     Status(u16),
+//!     #[error(transparent)]
+//!     Reliability(#[from] reliability::Error),
+//! }
+//!
+//! #[cached(ttl = 3600, key = query.trim().to_lowercase())] // 1. a hit answers at once
+//! #[fallback(gpt35, canned)]                                // 2. degrade when all below fail
+//! #[retry(max = 3, backoff = "exponential")]                // 3. transient failures
+//! #[circuit_breaker(name = "gpt4")]                         // 4. fail fast while the service is down
+//! #[timeout(secs = 30)]                                     // 5. per-attempt bound, counted by the breaker
+//! async fn gpt4(query: String) -> Result<String, LlmError> {
+//!     Err(LlmError::Status(503))
+//! }
+//!
+//! async fn gpt35(query: String) -> Result<String, LlmError> {
+//!     Err(LlmError::Status(429))
+//! }
+//!
+//! async fn canned(query: String) -> String {
+//!     format!("Sorry, I can't answer \"{query}\" right now.")
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! let answer = gpt4("What is Rust?".into()).await.unwrap();
+//! assert_eq!(answer, "Sorry, I can't answer \"What is Rust?\" right now.");
+//! # }
+//! ```
+//!
+//! The attribute written first is the outermost layer. Each attribute's page lists its options:
+//! [`retry`], [`timeout`], [`circuit_breaker`], [`cached`], [`fallback`]. The same policies without
+//! macros: [`Retry`], [`Timeout`], [`CircuitBreaker`], [`Cache`], [`Fallback`].
+//!
+//! Every policy counts its calls in the [`registry()`], and every retry, timeout, breaker transition,
+//! rejection, fallback and cache hit or miss is a [`tracing`] event with target `reliability`.
+//!
+//! All waits, deadlines and cooldowns use `tokio::time`, so `#[tokio::test(start_paused = true)]`
+//! makes tests of them instant and exact.
+
+mod backoff;
+mod cache;
+mod circuit_breaker;
+mod error;
+mod fallback;
+mod registry;
+mod retry;
+mod stats;
+mod timeout;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use backoff::{Backoff, Jitter, Schedule};
+pub use cache::{Cache, CacheBuilder, CacheConfig};
+pub use circuit_breaker::{BreakerConfig, CircuitBreaker, CircuitBreakerBuilder, CircuitState};
+pub use error::{ConfigError, Error};
+pub use fallback::Fallback;
+pub use registry::{PolicyKind, PolicyStats, Registry, Snapshot, registry};
+pub use retry::{Attempts, Retry, RetryPolicy, RetryPolicyBuilder};
+pub use timeout::Timeout;
+
+pub use reliability_macros::{cached, circuit_breaker, fallback, retry, timeout};

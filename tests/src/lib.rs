@@ -1,0 +1,1 @@
+//! Integration tests of `reliability`; see the `tests/` directory.
