@@ -98,6 +98,7 @@ fn retry(opts: &Options, errors: &mut Errors) -> RetryConfig {
             "backoff",
             expr,
             &["fixed", "linear", "exponential"],
+            &[("constant", "fixed"), ("exp", "exponential"), ("expo", "exponential"), ("exponent", "exponential")],
         )) {
             config.backoff = backoff;
         }
@@ -107,6 +108,7 @@ fn retry(opts: &Options, errors: &mut Errors) -> RetryConfig {
             "jitter",
             expr,
             &["none", "full", "equal", "decorrelated"],
+            &[("random", "full"), ("true", "full"), ("false", "none"), ("off", "none"), ("no", "none"), ("half", "equal")],
         )) {
             config.jitter = jitter;
         }

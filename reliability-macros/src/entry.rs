@@ -40,18 +40,28 @@ pub(crate) fn attribute(kind: Kind, args: TokenStream, item: TokenStream) -> Tok
         span: Span::call_site(),
     }];
     written.extend(stack::take_siblings(&mut function.attrs, &mut errors));
-    let function: ItemFn = function.clone();
-    match build(&written, function.clone(), &mut errors) {
+    let mut function: ItemFn = function.clone();
+    // The attributes taken off the function are never expanded, so their imports would be reported
+    // unused: name each once.
+    let uses: TokenStream = written
+        .iter()
+        .filter_map(|w| w.path.as_ref())
+        .map(|path| quote!(#[allow(unused_imports)] use #path as _;))
+        .collect();
+    match build(&written, function.clone(), uses.clone(), &mut errors) {
         Some(expanded) if errors.peek().is_none() => expanded,
         _ => {
             let error = errors.finish().err().map(|e| e.to_compile_error());
             // The function without our attributes, so the user sees these errors and no cascade.
+            if let Ok(block) = syn::parse2::<syn::Block>(quote!({ #uses })) {
+                function.block.stmts.splice(0..0, block.stmts);
+            }
             quote!(#error #function)
         }
     }
 }
 
-fn build(written: &[Written], function: ItemFn, errors: &mut Errors) -> Option<TokenStream> {
+fn build(written: &[Written], function: ItemFn, uses: TokenStream, errors: &mut Errors) -> Option<TokenStream> {
     let fn_name = function.sig.ident.to_string();
     let mut layers: Vec<Layer> = Vec::new();
     for (index, attribute) in written.iter().enumerate() {
@@ -109,13 +119,14 @@ fn build(written: &[Written], function: ItemFn, errors: &mut Errors) -> Option<T
     if let (Some(needs), syn::ReturnType::Type(_, ty)) =
         (needs_result.first(), &function.sig.output)
     {
-        if !matches!(
-            **ty,
-            syn::Type::Path(_) | syn::Type::Group(_) | syn::Type::Paren(_)
-        ) {
+        if !names_a_result(ty) {
+            let shown = quote!(#ty).to_string().replace(' ', "");
             errors.push(syn::Error::new_spanned(
                 ty,
-                format!("`#[{needs}]` needs a function returning `Result<T, E>`, not this type"),
+                format!(
+                    "`#[{needs}]` needs a function returning `Result<T, E>`, not `{shown}` \
+                     (an alias of `Result` must have a name ending in `Result`)"
+                ),
             ));
         }
     }
@@ -126,13 +137,6 @@ fn build(written: &[Written], function: ItemFn, errors: &mut Errors) -> Option<T
     if errors.peek().is_some() {
         return None;
     }
-    // The attributes taken off the function were never expanded, so their imports would be reported
-    // unused: name each once.
-    let uses = written
-        .iter()
-        .filter_map(|w| w.path.as_ref())
-        .map(|path| quote!(#[allow(unused_imports)] use #path as _;));
-    let uses: TokenStream = uses.collect();
     Some(crate::expand::expand(function, layers, uses))
 }
 
@@ -179,5 +183,16 @@ fn item_span(item: &Item) -> Span {
         Item::Type(i) => i.ident.span(),
         Item::Mod(i) => i.ident.span(),
         _ => Span::call_site(),
+    }
+}
+
+/// Whether a return type is spelled as a `Result`: `Result<T, E>`, `io::Result<T>`, `anyhow::Result<T>`,
+/// or an alias whose name ends in `Result`.
+fn names_a_result(ty: &syn::Type) -> bool {
+    match ty {
+        syn::Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident.to_string().ends_with("Result")),
+        syn::Type::Group(g) => names_a_result(&g.elem),
+        syn::Type::Paren(p) => names_a_result(&p.elem),
+        _ => false,
     }
 }

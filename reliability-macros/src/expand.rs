@@ -162,16 +162,16 @@ pub(crate) fn expand(function: Function, layers: Vec<Layer>, uses: TokenStream) 
                 statics.push(quote! {
                     static #slot: ::reliability::__private::TimeoutSlot = ::reliability::__private::TimeoutSlot::new(#after);
                 });
-                let call = quote_spanned!(ret_span=> ::reliability::__private::timeout);
                 let ctx = &l.ctx;
-                quote!(#call(#slot.get(&#name), &#ctx, #fut))
+                let convert = convert(ret, ret_span);
+                quote!(::reliability::__private::timeout(#slot.get(&#name), &#ctx, #convert, #fut))
             }
             Layer::CircuitBreaker(config) => {
                 statics.push(breaker_static(config));
                 lets.push(predicate(&l.breaker_when, &config.when));
-                let call = quote_spanned!(ret_span=> ::reliability::__private::circuit_breaker);
                 let (ctx, when) = (&l.ctx, &l.breaker_when);
-                quote!(#call(__RELIABILITY_BREAKER.get(&#name), &#ctx, &#when, #fut))
+                let convert = convert(ret, ret_span);
+                quote!(::reliability::__private::circuit_breaker(__RELIABILITY_BREAKER.get(&#name), &#ctx, &#when, #convert, #fut))
             }
             Layer::Retry(config) => {
                 statics.push(retry_static(config));
@@ -237,6 +237,12 @@ pub(crate) fn expand(function: Function, layers: Vec<Layer>, uses: TokenStream) 
             #fut.await
         }
     }
+}
+
+/// `<E as FromReliabilityError>::from_reliability`, spanned at the return type so that a missing
+/// `From<reliability::Error>` is reported there.
+fn convert(ret: &syn::Type, span: Span) -> TokenStream {
+    quote_spanned!(span=> <<#ret as ::reliability::__private::IsResult>::Err as ::reliability::__private::FromReliabilityError>::from_reliability)
 }
 
 /// Whether `#[cached]` stores only `Ok` values: the return type is spelled `…Result<…>`.
@@ -315,8 +321,7 @@ fn cache_static(config: &CacheConfig) -> TokenStream {
 /// The key: the user's expression, or an owned copy of every argument but the receiver.
 fn cache_key(function: &Function, config: &CacheConfig) -> TokenStream {
     if let Some(key) = &config.key {
-        let check = quote_spanned!(key.span()=> ::reliability::__private::cache_key);
-        return quote!(#check(#key));
+        return quote!(#key);
     }
     let parts = function.args.iter().map(|arg| {
         let binding = &arg.binding;
@@ -327,7 +332,8 @@ fn cache_key(function: &Function, config: &CacheConfig) -> TokenStream {
             Passing::Unique => quote!(#owned(&*#binding)),
         }
     });
-    quote!((#(#parts,)*))
+    let inputs = function.item.sig.inputs.span();
+    quote_spanned!(inputs=> (#(#parts,)*))
 }
 
 /// Runs the layer below, then each target in turn while they fail.

@@ -147,7 +147,14 @@ fn unknown_option(kind: Kind, key: &Ident) -> syn::Error {
 /// A literal, looking through a leading `-` so it can be reported as negative.
 fn literal(expr: &Expr) -> Option<(&Lit, bool)> {
     match expr {
-        Expr::Lit(ExprLit { lit, .. }) => Some((lit, false)),
+        Expr::Lit(ExprLit { lit, .. }) => {
+            let negative = match lit {
+                Lit::Int(int) => int.base10_digits().starts_with('-'),
+                Lit::Float(float) => float.base10_digits().starts_with('-'),
+                _ => false,
+            };
+            Some((lit, negative))
+        }
         Expr::Unary(ExprUnary {
             op: UnOp::Neg(_),
             expr,
@@ -229,6 +236,7 @@ pub(crate) fn choice(
     key: &str,
     expr: &Expr,
     choices: &[&'static str],
+    aliases: &[(&str, &'static str)],
 ) -> syn::Result<&'static str> {
     let options = choices
         .iter()
@@ -259,7 +267,7 @@ pub(crate) fn choice(
     if let Some(found) = choices.iter().find(|c| **c == given) {
         return Ok(found);
     }
-    let message = match did_you_mean(&given, choices, &[]) {
+    let message = match did_you_mean(&given, choices, aliases) {
         Some(suggestion) => {
             format!("unknown {key} \"{given}\"; did you mean \"{suggestion}\"? (one of {options})")
         }

@@ -52,7 +52,7 @@ pub(crate) fn take_siblings(
             kind,
             path: Some(attr.path().clone()),
             args,
-            span: attr.span(),
+            span: attr.path().span(),
         });
         false
     });

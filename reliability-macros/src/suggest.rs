@@ -31,6 +31,11 @@ pub(crate) fn did_you_mean<'a>(
     if let Some((_, ours)) = aliases.iter().find(|(alias, _)| *alias == lower) {
         return Some(ours);
     }
+    if lower.len() >= 3 {
+        if let Some(prefixed) = candidates.iter().find(|c| c.starts_with(&lower)) {
+            return Some(prefixed);
+        }
+    }
     candidates
         .iter()
         .map(|c| (levenshtein(&lower, c), *c))

@@ -55,18 +55,31 @@ impl<T, E> IsResult for Result<T, E> {
     label = "`#[timeout]` and `#[circuit_breaker]` return `Err(E::from(reliability::Error))`, so this error type needs `impl From<reliability::Error>`",
     note = "with thiserror, add a variant: `#[error(transparent)] Reliability(#[from] reliability::Error)`; `anyhow::Error` works as is"
 )]
-pub trait FromReliabilityError {}
-
-impl<E: From<Error>> FromReliabilityError for E {}
-
-/// Checks, at the return type's span, that the error type converts from [`Error`].
-#[inline(always)]
-pub fn assert_error_from<R>()
-where
-    R: IsResult,
-    R::Err: FromReliabilityError,
-{
+pub trait FromReliabilityError {
+    /// `E::from(error)`.
+    fn from_reliability(error: Error) -> Self;
 }
+
+impl<E: From<Error>> FromReliabilityError for E {
+    #[inline(always)]
+    fn from_reliability(error: Error) -> Self {
+        E::from(error)
+    }
+}
+
+/// Adapts an error type to the `From<Error>` bound of the public API, given its conversion.
+struct Converted<E>(Result<E, Error>);
+
+impl<E> From<Error> for Converted<E> {
+    #[inline(always)]
+    fn from(error: Error) -> Self {
+        Converted(Err(error))
+    }
+}
+
+/// The conversion of a stack's error type from [`Error`]; the generated code names it at the
+/// function's return type, so a missing `From<reliability::Error>` is reported there, once.
+pub type Convert<E> = fn(Error) -> E;
 
 /// An argument that is passed to the body more than once.
 #[diagnostic::on_unimplemented(
@@ -232,12 +245,21 @@ impl TimeoutSlot {
 }
 
 /// Runs `fut` under `timeout`.
-pub async fn timeout<T, E, F>(timeout: &Timeout, ctx: &StackCtx, fut: F) -> Result<T, E>
+pub async fn timeout<T, E, F>(
+    timeout: &Timeout,
+    ctx: &StackCtx,
+    convert: Convert<E>,
+    fut: F,
+) -> Result<T, E>
 where
     F: Future<Output = Result<T, E>>,
-    E: From<Error>,
 {
-    timeout.run_attempt(fut, ctx.attempt()).await
+    let fut = async { fut.await.map_err(|e| Converted(Ok(e))) };
+    match timeout.run_attempt(fut, ctx.attempt()).await {
+        Ok(value) => Ok(value),
+        Err(Converted(Ok(error))) => Err(error),
+        Err(Converted(Err(error))) => Err(convert(error)),
+    }
 }
 
 /// A `static` holding one circuit breaker layer.
@@ -272,18 +294,18 @@ pub async fn circuit_breaker<T, E, F, P>(
     breaker: &CircuitBreaker,
     ctx: &StackCtx,
     counts: &P,
+    convert: Convert<E>,
     fut: F,
 ) -> Result<T, E>
 where
     F: Future<Output = Result<T, E>>,
-    E: From<Error>,
     P: Fn(&E) -> bool,
 {
     let permit = match breaker.acquire(ctx.attempt()) {
         Ok(permit) => permit,
         Err(rejection) => {
             ctx.rejected.store(true, Ordering::Relaxed);
-            return Err(E::from(rejection));
+            return Err(convert(rejection));
         }
     };
     let out = fut.await;
@@ -453,10 +475,4 @@ impl<T, E> LastFallback<T, E> for T {
 #[inline(always)]
 pub fn last_fallback<T, E, O: LastFallback<T, E>>(out: O) -> Result<T, E> {
     out.into_result()
-}
-
-/// Checks a `key = ...` expression, at its span.
-#[inline(always)]
-pub fn cache_key<K: CacheKey>(key: K) -> K {
-    key
 }

@@ -1,0 +1,17 @@
+use reliability::cached;
+
+#[derive(Debug)]
+pub struct MyError;
+
+impl From<reliability::Error> for MyError {
+    fn from(_: reliability::Error) -> Self {
+        MyError
+    }
+}
+
+#[cached(ttl = 0)]
+async fn f(q: String) -> Result<usize, MyError> {
+    Ok(q.len())
+}
+
+fn main() {}

@@ -1,0 +1,25 @@
+use reliability::fallback;
+
+#[derive(Debug)]
+pub struct MyError;
+
+impl From<reliability::Error> for MyError {
+    fn from(_: reliability::Error) -> Self {
+        MyError
+    }
+}
+
+async fn canned(_q: String) -> usize {
+    0
+}
+
+async fn cheaper(q: String) -> Result<usize, MyError> {
+    Ok(q.len())
+}
+
+#[fallback(canned, cheaper)]
+async fn f(q: String) -> Result<usize, MyError> {
+    Ok(q.len())
+}
+
+fn main() {}

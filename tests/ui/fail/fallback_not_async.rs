@@ -1,0 +1,21 @@
+use reliability::fallback;
+
+#[derive(Debug)]
+pub struct MyError;
+
+impl From<reliability::Error> for MyError {
+    fn from(_: reliability::Error) -> Self {
+        MyError
+    }
+}
+
+fn canned(_q: String) -> usize {
+    0
+}
+
+#[fallback(canned)]
+async fn f(q: String) -> Result<usize, MyError> {
+    Ok(q.len())
+}
+
+fn main() {}

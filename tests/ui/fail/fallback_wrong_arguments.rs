@@ -1,0 +1,21 @@
+use reliability::fallback;
+
+#[derive(Debug)]
+pub struct MyError;
+
+impl From<reliability::Error> for MyError {
+    fn from(_: reliability::Error) -> Self {
+        MyError
+    }
+}
+
+async fn cheaper(q: String, extra: u32) -> Result<usize, MyError> {
+    Ok(q.len() + extra as usize)
+}
+
+#[fallback(cheaper)]
+async fn f(q: String) -> Result<usize, MyError> {
+    Ok(q.len())
+}
+
+fn main() {}

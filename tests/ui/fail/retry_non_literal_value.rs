@@ -1,0 +1,19 @@
+use reliability::retry;
+
+#[derive(Debug)]
+pub struct MyError;
+
+impl From<reliability::Error> for MyError {
+    fn from(_: reliability::Error) -> Self {
+        MyError
+    }
+}
+
+const N: u32 = 3;
+
+#[retry(max = N)]
+async fn f() -> Result<u32, MyError> {
+    Ok(1)
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use reliability::retry;
+
+#[retry]
+pub struct Client;
+
+fn main() {}

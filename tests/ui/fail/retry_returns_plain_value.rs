@@ -1,0 +1,8 @@
+use reliability::retry;
+
+#[retry]
+async fn f() -> String {
+    String::new()
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use reliability::retry;
+
+#[retry]
+async fn f() {}
+
+fn main() {}
