@@ -53,6 +53,7 @@ mod fallback;
 mod registry;
 mod retry;
 mod stats;
+mod sync;
 mod timeout;
 
 #[doc(hidden)]
@@ -68,3 +69,8 @@ pub use retry::{Attempts, Retry, RetryPolicy, RetryPolicyBuilder};
 pub use timeout::Timeout;
 
 pub use reliability_macros::{cached, circuit_breaker, fallback, retry, timeout};
+
+/// Runs the README's examples as doctests, so they keep compiling and passing.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
