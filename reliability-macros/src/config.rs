@@ -85,16 +85,15 @@ fn retry(opts: &Options, errors: &mut Errors) -> RetryConfig {
         jitter: "full",
         when: opts.get("when").cloned(),
     };
-    if let Some(expr) = opts.get("max") {
-        if let Some(max) = errors.take(options::integer_u32("max", expr)) {
+    if let Some(expr) = opts.get("max")
+        && let Some(max) = errors.take(options::integer_u32("max", expr)) {
             if max == 0 {
                 errors.push(at(expr, "`max` counts every attempt, the first included, so it must be at least 1 (`max = 1` disables retries)"));
             }
             config.max = max;
         }
-    }
-    if let Some(expr) = opts.get("backoff") {
-        if let Some(backoff) = errors.take(options::choice(
+    if let Some(expr) = opts.get("backoff")
+        && let Some(backoff) = errors.take(options::choice(
             "backoff",
             expr,
             &["fixed", "linear", "exponential"],
@@ -102,9 +101,8 @@ fn retry(opts: &Options, errors: &mut Errors) -> RetryConfig {
         )) {
             config.backoff = backoff;
         }
-    }
-    if let Some(expr) = opts.get("jitter") {
-        if let Some(jitter) = errors.take(options::choice(
+    if let Some(expr) = opts.get("jitter")
+        && let Some(jitter) = errors.take(options::choice(
             "jitter",
             expr,
             &["none", "full", "equal", "decorrelated"],
@@ -112,22 +110,19 @@ fn retry(opts: &Options, errors: &mut Errors) -> RetryConfig {
         )) {
             config.jitter = jitter;
         }
-    }
-    if let Some(expr) = opts.get("delay") {
-        if let Some(delay) = errors.take(options::duration("delay", expr)) {
+    if let Some(expr) = opts.get("delay")
+        && let Some(delay) = errors.take(options::duration("delay", expr)) {
             config.delay = delay;
         }
-    }
     let mut max_delay_given = false;
-    if let Some(expr) = opts.get("max_delay") {
-        if let Some(max_delay) = errors.take(options::duration("max_delay", expr)) {
+    if let Some(expr) = opts.get("max_delay")
+        && let Some(max_delay) = errors.take(options::duration("max_delay", expr)) {
             if max_delay == 0 {
                 errors.push(at(expr, "`max_delay` must be longer than zero"));
             }
             config.max_delay = max_delay;
             max_delay_given = true;
         }
-    }
     if config.delay > config.max_delay {
         let message = if max_delay_given {
             "`delay` is longer than `max_delay`; every wait is capped at `max_delay`, so make `delay` shorter or `max_delay` longer"
@@ -139,8 +134,8 @@ fn retry(opts: &Options, errors: &mut Errors) -> RetryConfig {
             errors.push(at(blame, message));
         }
     }
-    if let Some(expr) = opts.get("multiplier") {
-        if let Some(multiplier) = errors.take(options::number("multiplier", expr)) {
+    if let Some(expr) = opts.get("multiplier")
+        && let Some(multiplier) = errors.take(options::number("multiplier", expr)) {
             if !(multiplier.is_finite() && multiplier > 1.0) {
                 errors.push(at(
                     expr,
@@ -155,7 +150,6 @@ fn retry(opts: &Options, errors: &mut Errors) -> RetryConfig {
             }
             config.multiplier = multiplier;
         }
-    }
     config
 }
 
@@ -202,23 +196,21 @@ fn breaker(opts: &Options, errors: &mut Errors) -> BreakerConfig {
         ("failure_threshold", &mut config.failure_threshold),
         ("success_threshold", &mut config.success_threshold),
     ] {
-        if let Some(expr) = opts.get(key) {
-            if let Some(value) = errors.take(options::integer_u32(key, expr)) {
+        if let Some(expr) = opts.get(key)
+            && let Some(value) = errors.take(options::integer_u32(key, expr)) {
                 if value == 0 {
                     errors.push(at(expr, format!("`{key}` must be at least 1")));
                 }
                 *slot = value;
             }
-        }
     }
-    if let Some(expr) = opts.get("cooldown") {
-        if let Some(cooldown) = errors.take(options::duration("cooldown", expr)) {
+    if let Some(expr) = opts.get("cooldown")
+        && let Some(cooldown) = errors.take(options::duration("cooldown", expr)) {
             if cooldown == 0 {
                 errors.push(at(expr, "`cooldown` must be longer than zero"));
             }
             config.cooldown = cooldown;
         }
-    }
     config
 }
 
@@ -231,23 +223,21 @@ fn cache(opts: &Options, errors: &mut Errors) -> CacheConfig {
         name: None,
     };
     for (key, slot) in [("ttl", &mut config.ttl), ("tti", &mut config.tti)] {
-        if let Some(expr) = opts.get(key) {
-            if let Some(value) = errors.take(options::duration(key, expr)) {
+        if let Some(expr) = opts.get(key)
+            && let Some(value) = errors.take(options::duration(key, expr)) {
                 if value == 0 {
                     errors.push(at(expr, format!("`{key}` must be longer than zero (leave it out to keep entries until evicted)")));
                 }
                 *slot = Some(value);
             }
-        }
     }
-    if let Some(expr) = opts.get("max_size") {
-        if let Some(max_size) = errors.take(options::integer("max_size", expr)) {
+    if let Some(expr) = opts.get("max_size")
+        && let Some(max_size) = errors.take(options::integer("max_size", expr)) {
             if max_size == 0 {
                 errors.push(at(expr, "`max_size` must be at least 1"));
             }
             config.max_size = max_size;
         }
-    }
     if let Some(expr) = opts.get("name") {
         config.name = errors.take(options::name("name", expr));
     }
