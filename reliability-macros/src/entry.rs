@@ -61,7 +61,12 @@ pub(crate) fn attribute(kind: Kind, args: TokenStream, item: TokenStream) -> Tok
     }
 }
 
-fn build(written: &[Written], function: ItemFn, uses: TokenStream, errors: &mut Errors) -> Option<TokenStream> {
+fn build(
+    written: &[Written],
+    function: ItemFn,
+    uses: TokenStream,
+    errors: &mut Errors,
+) -> Option<TokenStream> {
     let fn_name = function.sig.ident.to_string();
     let mut layers: Vec<Layer> = Vec::new();
     for (index, attribute) in written.iter().enumerate() {
@@ -118,17 +123,16 @@ fn build(written: &[Written], function: ItemFn, uses: TokenStream, errors: &mut 
     }
     if let (Some(needs), syn::ReturnType::Type(_, ty)) =
         (needs_result.first(), &function.sig.output)
+        && !names_a_result(ty)
     {
-        if !names_a_result(ty) {
-            let shown = quote!(#ty).to_string().replace(' ', "");
-            errors.push(syn::Error::new_spanned(
-                ty,
-                format!(
-                    "`#[{needs}]` needs a function returning `Result<T, E>`, not `{shown}` \
+        let shown = quote!(#ty).to_string().replace(' ', "");
+        errors.push(syn::Error::new_spanned(
+            ty,
+            format!(
+                "`#[{needs}]` needs a function returning `Result<T, E>`, not `{shown}` \
                      (an alias of `Result` must have a name ending in `Result`)"
-                ),
-            ));
-        }
+            ),
+        ));
     }
     let reuses_args = written
         .iter()
@@ -190,7 +194,11 @@ fn item_span(item: &Item) -> Span {
 /// or an alias whose name ends in `Result`.
 fn names_a_result(ty: &syn::Type) -> bool {
     match ty {
-        syn::Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident.to_string().ends_with("Result")),
+        syn::Type::Path(p) => p
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.ident.to_string().ends_with("Result")),
         syn::Type::Group(g) => names_a_result(&g.elem),
         syn::Type::Paren(p) => names_a_result(&p.elem),
         _ => false,

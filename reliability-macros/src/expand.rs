@@ -71,11 +71,11 @@ impl Locals {
 
 /// `Duration` in the largest unit that holds it exactly, so expansions read well.
 fn duration(nanos: u64) -> TokenStream {
-    let (ctor, n) = if nanos % 1_000_000_000 == 0 {
+    let (ctor, n) = if nanos.is_multiple_of(1_000_000_000) {
         (quote!(from_secs), nanos / 1_000_000_000)
-    } else if nanos % 1_000_000 == 0 {
+    } else if nanos.is_multiple_of(1_000_000) {
         (quote!(from_millis), nanos / 1_000_000)
-    } else if nanos % 1_000 == 0 {
+    } else if nanos.is_multiple_of(1_000) {
         (quote!(from_micros), nanos / 1_000)
     } else {
         (quote!(from_nanos), nanos)
@@ -360,10 +360,13 @@ fn fallback(
         let is_last = index == last;
         let mut call_args = Vec::new();
         let is_method = target.segments.first().is_some_and(|s| s.ident == "Self");
-        if is_method && function.receiver != Receiver::None {
+        // `self` keeps the receiver's own span: its hygiene must be the signature's, not the
+        // target path's (they differ when a `macro_rules!` passes the attribute in).
+        let receiver = function.item.sig.receiver().map(|r| r.self_token);
+        if let (true, Some(receiver)) = (is_method, receiver) {
             call_args.push(match (function.receiver, is_last) {
-                (Receiver::Owned, false) => quote_spanned!(span=> ::reliability::__private::clone_arg(&self)),
-                _ => quote_spanned!(span=> self),
+                (Receiver::Owned, false) => quote_spanned!(span=> ::reliability::__private::clone_arg(&#receiver)),
+                _ => quote!(#receiver),
             });
         }
         for arg in &function.args {

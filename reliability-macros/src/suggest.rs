@@ -31,10 +31,10 @@ pub(crate) fn did_you_mean<'a>(
     if let Some((_, ours)) = aliases.iter().find(|(alias, _)| *alias == lower) {
         return Some(ours);
     }
-    if lower.len() >= 3 {
-        if let Some(prefixed) = candidates.iter().find(|c| c.starts_with(&lower)) {
-            return Some(prefixed);
-        }
+    if lower.len() >= 3
+        && let Some(prefixed) = candidates.iter().find(|c| c.starts_with(&lower))
+    {
+        return Some(prefixed);
     }
     candidates
         .iter()
