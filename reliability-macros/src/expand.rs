@@ -110,15 +110,10 @@ pub(crate) fn expand(function: Function, layers: Vec<Layer>, uses: TokenStream) 
         Receiver::None => quote!(let #name = || ::reliability::__private::fn_name(::core::module_path!(), #name_str);),
         _ => quote!(let #name = || ::reliability::__private::method_name::<Self>(#name_str);),
     });
-    if layers.iter().any(|layer| {
-        matches!(
-            layer,
-            Layer::Retry(_) | Layer::Timeout(_) | Layer::CircuitBreaker(_)
-        )
-    }) {
-        let ctx = &l.ctx;
-        lets.push(quote!(let #ctx = ::reliability::__private::StackCtx::new();));
-    }
+    // Shared by the layers of one call: the attempt number, a breaker's rejection (not retried), a
+    // fallback's answer (not cached).
+    let ctx = &l.ctx;
+    lets.push(quote!(let #ctx = ::reliability::__private::StackCtx::new();));
     let predicate = |local: &Ident, when: &Option<syn::Expr>| {
         let typed = quote_spanned!(ret_span=> ::reliability::__private::predicate::<<#ret as ::reliability::__private::IsResult>::Err, _>);
         match when {
@@ -215,7 +210,8 @@ pub(crate) fn expand(function: Function, layers: Vec<Layer>, uses: TokenStream) 
                 } else {
                     quote_spanned!(ret_span=> ::reliability::__private::cached_value)
                 };
-                quote!(#call(&__RELIABILITY_CACHE, #cache_name, #key, #fut))
+                let ctx = &l.ctx;
+                quote!(#call(&__RELIABILITY_CACHE, #cache_name, &#ctx, #key, #fut))
             }
         };
     }
@@ -345,6 +341,7 @@ fn fallback(
 ) -> TokenStream {
     let ret = &function.ret;
     let Locals {
+        ctx,
         fallback,
         error,
         value,
@@ -360,9 +357,13 @@ fn fallback(
         let is_last = index == last;
         let mut call_args = Vec::new();
         let is_method = target.segments.first().is_some_and(|s| s.ident == "Self");
-        // `self` keeps the receiver's own span: its hygiene must be the signature's, not the
-        // target path's (they differ when a `macro_rules!` passes the attribute in).
-        let receiver = function.item.sig.receiver().map(|r| r.self_token);
+        // `self` takes the signature's hygiene (the target path's differs when a `macro_rules!`
+        // passes the attribute in) and the target's location, for errors.
+        let receiver = function.item.sig.receiver().map(|r| {
+            let mut token = r.self_token;
+            token.span = token.span.located_at(span);
+            token
+        });
         if let (true, Some(receiver)) = (is_method, receiver) {
             call_args.push(match (function.receiver, is_last) {
                 (Receiver::Owned, false) => quote_spanned!(span=> ::reliability::__private::clone_arg(&#receiver)),
@@ -383,7 +384,7 @@ fn fallback(
             let convert = quote_spanned!(span=> ::reliability::__private::last_fallback::<#ok, #err, _>);
             quote! {
                 match #convert(#call) {
-                    ::core::result::Result::Ok(#value) => ::core::result::Result::Ok(#fallback.served(#index, #value)),
+                    ::core::result::Result::Ok(#value) => ::core::result::Result::Ok(::reliability::__private::served(#fallback, &#ctx, #index, #value)),
                     ::core::result::Result::Err(#error) => ::core::result::Result::Err(#fallback.all_failed(#error)),
                 }
             }
@@ -391,7 +392,7 @@ fn fallback(
             let convert = quote_spanned!(span=> ::reliability::__private::fallible::<#ok, #err, _>);
             quote! {
                 match #convert(#call) {
-                    ::core::result::Result::Ok(#value) => return ::core::result::Result::Ok(#fallback.served(#index, #value)),
+                    ::core::result::Result::Ok(#value) => return ::core::result::Result::Ok(::reliability::__private::served(#fallback, &#ctx, #index, #value)),
                     ::core::result::Result::Err(_) => #fallback.target_failed(#index),
                 }
             }
