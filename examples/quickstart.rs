@@ -20,7 +20,7 @@ static CALLS: AtomicU32 = AtomicU32::new(0);
 #[timeout(secs = 30)]
 async fn gpt4(query: String) -> Result<String, LlmError> {
     let n = CALLS.fetch_add(1, Ordering::SeqCst);
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         return Err(LlmError::Status(503));
     }
     Ok(format!("gpt4: {query}"))

@@ -1,1 +1,3 @@
 //! Code shared by the examples.
+
+pub mod gateway;

@@ -1,0 +1,12 @@
+//! The LLM gateway behind `cargo run --example llm_gateway`: an embedded, flaky OpenAI-compatible
+//! service, a real HTTP client, and the reliability ladder measured against it.
+
+pub mod cli;
+pub mod client;
+pub mod faults;
+pub mod ladder;
+pub mod load;
+pub mod plot;
+pub mod report;
+pub mod server;
+pub mod stack;

@@ -1,0 +1,134 @@
+//! The ladder as a text table.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::ladder::{Ladder, percent};
+use super::stack::Rung;
+
+/// `0.04 ms`, `2.1 ms`, `312 ms`, `1.25 s`.
+pub fn format_duration(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        format!("{:.2} ms", d.as_secs_f64() * 1e3)
+    } else if d < Duration::from_millis(10) {
+        format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    } else if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
+}
+
+fn share(part: u64, whole: u64) -> String {
+    if part == 0 {
+        "-".to_owned()
+    } else {
+        format!("{:.1}%", percent(part, whole))
+    }
+}
+
+/// The ladder table: one row per rung, the seeds' claim beside our figure, then what each layer
+/// did, then any disagreement between the registry and the example's own tally.
+pub fn table(ladder: &Ladder) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<18} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>6}  seeds claim",
+        "rung",
+        "success",
+        "primary",
+        "fallback",
+        "canned",
+        "cache",
+        "p50",
+        "p95",
+        "p99",
+        "primary",
+        "breaker",
+    );
+    let _ = writeln!(
+        out,
+        "{:<18} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>6}",
+        "", "", "", "", "", "", "", "", "", "calls", "opened"
+    );
+    for run in &ladder.runs {
+        let f = &run.figures;
+        let openings = if run.rung == Rung::Breaker {
+            run.openings.to_string()
+        } else {
+            "-".to_owned()
+        };
+        let _ = writeln!(
+            out,
+            "{:<18} {:>7.1}% {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>6}  {}",
+            run.rung.label(),
+            f.success_percent(),
+            share(f.primary, f.requests),
+            share(f.fallback, f.requests),
+            share(f.canned, f.requests),
+            share(f.cache, f.requests),
+            format_duration(run.latency(50.0)),
+            format_duration(run.latency(95.0)),
+            format_duration(run.latency(99.0)),
+            f.primary_calls,
+            openings,
+            run.rung.claimed(),
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "what the layers did: {:<18} {:>8} {:>9} {:>11} {:>10} {:>6}",
+        "", "retries", "timeouts", "rejections", "cache hits", "time"
+    );
+    for run in &ladder.runs {
+        let _ = writeln!(
+            out,
+            "{:<20} {:<18} {:>8} {:>9} {:>11} {:>10} {:>6}",
+            "",
+            run.rung.label(),
+            run.retries,
+            run.timeouts,
+            run.rejections,
+            run.hits,
+            format!("{:.1} s", run.elapsed.as_secs_f64()),
+        );
+    }
+    let _ = writeln!(out);
+    if let (Some(window), Some(bare)) = (&ladder.outage, ladder.run(Rung::Bare)) {
+        let (answered, total) = bare.answered_outside(window);
+        let _ = writeln!(
+            out,
+            "The bare call answered {:.1}% of the {total} requests that did not meet the outage \
+             (the seeds' ~90% is API uptime, without an outage).",
+            percent(answered, total)
+        );
+    }
+    if let Some(cached) = ladder.run(Rung::Cache).or(ladder.run(Rung::Breaker)) {
+        let requests = cached.figures.requests;
+        let _ = writeln!(
+            out,
+            "The stream asks {} distinct questions in {requests} requests, so at most {:.1}% can \
+             come from the cache; it served {:.1}%.",
+            ladder.distinct_questions,
+            percent(
+                requests.saturating_sub(ladder.distinct_questions as u64),
+                requests
+            ),
+            percent(cached.figures.cache, requests)
+        );
+    }
+    let disagreements: Vec<String> = ladder.runs.iter().flat_map(|r| r.disagreements()).collect();
+    if disagreements.is_empty() {
+        let _ = writeln!(
+            out,
+            "Figures read from reliability::registry() counters; they agree with the example's own \
+             count of every request."
+        );
+    } else {
+        for line in disagreements {
+            let _ = writeln!(out, "warning: {line}");
+        }
+    }
+    out
+}
