@@ -1,13 +1,15 @@
 //! The attribute macros of [`reliability`](https://docs.rs/reliability). Depend on `reliability`
 //! and use them from there: `use reliability::{retry, timeout, circuit_breaker, cached, fallback};`.
 //!
-//! Each attribute is a one-line shim into [`entry::attribute`], which works on `proc_macro2` tokens
+//! Each attribute is a one-line shim into `entry::attribute`, which works on `proc_macro2` tokens
 //! so that it can be tested without a compiler.
 
 mod config;
 mod duration;
 mod entry;
 mod expand;
+#[cfg(test)]
+mod fuzz_tests;
 mod item;
 mod kind;
 mod options;

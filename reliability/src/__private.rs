@@ -7,8 +7,10 @@
 use std::future::{Future, IntoFuture};
 use std::hash::Hash;
 use std::ops::ControlFlow;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
+use std::task::{Context, Poll};
 
 pub use crate::backoff::{Backoff, Jitter};
 pub use crate::cache::CacheConfig;
@@ -21,7 +23,7 @@ use crate::circuit_breaker::CircuitBreaker;
 use crate::error::Error;
 use crate::fallback::Fallback;
 use crate::registry::registry;
-use crate::retry::{Attempts, Retry};
+use crate::retry::{Attempts, Next, Retry};
 use crate::timeout::Timeout;
 
 /// Fixes the output type of the async block that holds a layer, so `?` and `return` in the body
@@ -64,16 +66,6 @@ impl<E: From<Error>> FromReliabilityError for E {
     #[inline(always)]
     fn from_reliability(error: Error) -> Self {
         E::from(error)
-    }
-}
-
-/// Adapts an error type to the `From<Error>` bound of the public API, given its conversion.
-struct Converted<E>(Result<E, Error>);
-
-impl<E> From<Error> for Converted<E> {
-    #[inline(always)]
-    fn from(error: Error) -> Self {
-        Converted(Err(error))
     }
 }
 
@@ -148,17 +140,22 @@ pub fn method_name<S: ?Sized>(function: &str) -> String {
 pub struct StackCtx {
     attempt: AtomicU32,
     rejected: AtomicBool,
+    /// A fallback served this call: its answer is not cached.
+    degraded: AtomicBool,
 }
 
 impl StackCtx {
     /// A fresh context: first attempt.
+    #[inline]
     pub fn new() -> Self {
         StackCtx {
             attempt: AtomicU32::new(1),
             rejected: AtomicBool::new(false),
+            degraded: AtomicBool::new(false),
         }
     }
 
+    #[inline]
     fn attempt(&self) -> u32 {
         self.attempt.load(Ordering::Relaxed)
     }
@@ -181,6 +178,7 @@ impl RetrySlot {
     }
 
     /// The policy, registered under `name()` on first use.
+    #[inline]
     pub fn get(&self, name: NameFn<'_>) -> &Retry {
         self.built.get_or_init(|| Retry::new(&name(), self.policy))
     }
@@ -191,33 +189,108 @@ impl RetrySlot {
 pub struct RetryLoop<'a> {
     attempts: Attempts<'a>,
     ctx: &'a StackCtx,
+    /// The timer of the waits between attempts, made at the first wait and reset for the others.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<'a> RetryLoop<'a> {
     /// Starts the loop.
+    #[inline]
     pub fn new(retry: &'a Retry, ctx: &'a StackCtx) -> Self {
         ctx.attempt.store(1, Ordering::Relaxed);
         RetryLoop {
             attempts: retry.attempts(),
             ctx,
+            sleep: None,
         }
     }
 
     /// Ends with `out`, or waits and asks for another attempt.
-    pub async fn settle<T, E, P>(
-        &mut self,
-        out: Result<T, E>,
-        retryable: &P,
-    ) -> ControlFlow<Result<T, E>>
+    ///
+    /// Decides at once; the future only waits the delay before another attempt, so a success costs
+    /// no more than a counter.
+    #[inline]
+    pub fn settle<T, E, P>(&mut self, out: Result<T, E>, retryable: &P) -> Settle<'_, T, E>
     where
         P: Fn(&E) -> bool,
     {
-        let rejected = self.ctx.rejected.swap(false, Ordering::Relaxed);
-        let flow = self.attempts.settle(out, retryable, rejected).await;
-        self.ctx
-            .attempt
-            .store(self.attempts.attempt(), Ordering::Relaxed);
-        flow
+        match out {
+            Ok(value) => Settle {
+                flow: Some(ControlFlow::Break(Ok(self.attempts.next_ok(value)))),
+                sleep: None,
+            },
+            Err(error) => self.failed(error, retryable),
+        }
+    }
+
+    #[cold]
+    fn failed<T, E, P>(&mut self, error: E, retryable: &P) -> Settle<'_, T, E>
+    where
+        P: Fn(&E) -> bool,
+    {
+        // A load first: no read-modify-write unless a breaker below did reject.
+        let rejected = self.ctx.rejected.load(Ordering::Relaxed);
+        if rejected {
+            self.ctx.rejected.store(false, Ordering::Relaxed);
+        }
+        match self.attempts.next(Err(error), retryable, rejected) {
+            Next::Done(out) => Settle {
+                flow: Some(ControlFlow::Break(out)),
+                sleep: None,
+            },
+            Next::Again(wait) => {
+                self.ctx
+                    .attempt
+                    .store(self.attempts.attempt(), Ordering::Relaxed);
+                let sleep = if wait.is_zero() {
+                    None
+                } else {
+                    let now = tokio::time::Instant::now();
+                    // As `tokio::time::sleep` does: a wait too long to add sleeps for 30 years.
+                    let deadline = now
+                        .checked_add(wait)
+                        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30));
+                    Some(match &mut self.sleep {
+                        Some(sleep) => {
+                            sleep.as_mut().reset(deadline);
+                            sleep
+                        }
+                        none => none.insert(Box::pin(tokio::time::sleep_until(deadline))),
+                    })
+                };
+                Settle {
+                    flow: Some(ControlFlow::Continue(())),
+                    sleep,
+                }
+            }
+        }
+    }
+}
+
+/// What [`RetryLoop::settle`] decided, once the delay before another attempt (if any) has passed.
+#[derive(Debug)]
+#[must_use = "a future does nothing unless awaited"]
+pub struct Settle<'a, T, E> {
+    flow: Option<ControlFlow<Result<T, E>>>,
+    sleep: Option<&'a mut Pin<Box<tokio::time::Sleep>>>,
+}
+
+// Never pinned structurally: the result is moved out by value, the timer is boxed.
+impl<T, E> Unpin for Settle<'_, T, E> {}
+
+impl<T, E> Future for Settle<'_, T, E> {
+    type Output = ControlFlow<Result<T, E>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(sleep) = &mut this.sleep {
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.sleep = None;
+        }
+        Poll::Ready(this.flow.take().unwrap_or(ControlFlow::Continue(())))
     }
 }
 
@@ -238,28 +311,29 @@ impl TimeoutSlot {
     }
 
     /// The policy, registered under `name()` on first use.
+    #[inline]
     pub fn get(&self, name: NameFn<'_>) -> &Timeout {
         self.built
             .get_or_init(|| Timeout::checked(&name(), self.after))
     }
 }
 
-/// Runs `fut` under `timeout`.
-pub async fn timeout<T, E, F>(
-    timeout: &Timeout,
+/// Runs `fut` under `timeout`. Not an `async fn`: the future is the policy's own, so the body's
+/// future is not moved through one more layer.
+#[inline]
+pub fn timeout<'a, T, E, F>(
+    timeout: &'a Timeout,
     ctx: &StackCtx,
     convert: Convert<E>,
     fut: F,
-) -> Result<T, E>
+) -> impl Future<Output = Result<T, E>> + 'a
 where
-    F: Future<Output = Result<T, E>>,
+    F: Future<Output = Result<T, E>> + 'a,
+    T: 'a,
+    E: 'a,
 {
-    let fut = async { fut.await.map_err(|e| Converted(Ok(e))) };
-    match timeout.run_attempt(fut, ctx.attempt()).await {
-        Ok(value) => Ok(value),
-        Err(Converted(Ok(error))) => Err(error),
-        Err(Converted(Err(error))) => Err(convert(error)),
-    }
+    // The attempt is known when the future is made: the retry loop above numbers it first.
+    timeout.run_attempt(fut, ctx.attempt(), convert)
 }
 
 /// A `static` holding one circuit breaker layer.
@@ -281,6 +355,7 @@ impl BreakerSlot {
     }
 
     /// The breaker, registered on first use.
+    #[inline]
     pub fn get(&self, default_name: NameFn<'_>) -> &CircuitBreaker {
         self.built.get_or_init(|| match self.name {
             Some(name) => registry().shared_breaker(name, self.config),
@@ -360,9 +435,11 @@ impl CacheSlot {
 }
 
 /// Answers a `Result`-returning stack from `slot`, storing `Ok` values.
+/// Answers from `slot`, storing `Ok` values, except answers a fallback below served (`ctx` says so).
 pub async fn cached_result<K, V, E, F>(
     slot: &CacheSlot,
     name: NameFn<'_>,
+    ctx: &StackCtx,
     key: K,
     fut: F,
 ) -> Result<V, E>
@@ -371,17 +448,37 @@ where
     V: CacheValue,
     F: Future<Output = Result<V, E>>,
 {
-    slot.get::<K, V>(name).get_or_try_insert(key, fut).await
+    let keep = || !ctx.degraded.load(Ordering::Relaxed);
+    slot.get::<K, V>(name).get_or_run(key, fut, &keep).await
 }
 
-/// Answers a stack with a plain return type from `slot`.
-pub async fn cached_value<K, V, F>(slot: &CacheSlot, name: NameFn<'_>, key: K, fut: F) -> V
+/// Answers a stack with a plain return type from `slot`, except answers a fallback below served.
+pub async fn cached_value<K, V, F>(
+    slot: &CacheSlot,
+    name: NameFn<'_>,
+    ctx: &StackCtx,
+    key: K,
+    fut: F,
+) -> V
 where
     K: CacheKey,
     V: CacheValue,
     F: Future<Output = V>,
 {
-    slot.get::<K, V>(name).get_or_insert(key, fut).await
+    let keep = || !ctx.degraded.load(Ordering::Relaxed);
+    let fut = async { Ok::<V, std::convert::Infallible>(fut.await) };
+    match slot.get::<K, V>(name).get_or_run(key, fut, &keep).await {
+        Ok(value) => value,
+        Err(never) => match never {},
+    }
+}
+
+/// Counts an answer served by fallback target `index`, and marks the call degraded so that a cache
+/// above does not store it.
+#[inline]
+pub fn served<T>(fallback: &Fallback, ctx: &StackCtx, index: usize, value: T) -> T {
+    ctx.degraded.store(true, Ordering::Relaxed);
+    fallback.served(index, value)
 }
 
 /// A `static` holding one fallback layer.
@@ -401,6 +498,7 @@ impl FallbackSlot {
     }
 
     /// The policy, registered under `name()` on first use.
+    #[inline]
     pub fn get(&self, name: NameFn<'_>) -> &Fallback {
         self.built
             .get_or_init(|| Fallback::new(&name(), self.targets))

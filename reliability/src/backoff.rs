@@ -64,6 +64,12 @@ impl Schedule {
     /// The wait before retry number `retry`, given the previous wait (used by decorrelated jitter),
     /// drawing randomness from `random` (uniform in `[0, 1)`).
     pub fn delay_with(&self, retry: u32, previous: Duration, random: f64) -> Duration {
+        // Outside `[0, 1]` (or NaN) would overflow `mul_f64`; clamp rather than panic.
+        let random = if random.is_nan() {
+            0.0
+        } else {
+            random.clamp(0.0, 1.0)
+        };
         let base = self.base_delay(retry);
         let wait = match self.jitter {
             Jitter::None => base,

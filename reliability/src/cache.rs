@@ -1,10 +1,15 @@
 //! Cache: answer repeated calls from memory, running the layer below once per key at a time.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
+
+use thread_local::ThreadLocal;
 
 use tokio::time::Instant;
 
@@ -65,13 +70,13 @@ pub struct CacheBuilder {
 }
 
 impl CacheBuilder {
-    /// Time to live after insertion (> 0; default none).
+    /// Time to live after insertion (> 0 and at most 1000 years; default none).
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.config.ttl = Some(ttl);
         self
     }
 
-    /// Time to idle (> 0; default none).
+    /// Time to idle (> 0 and at most 1000 years; default none).
     pub fn tti(mut self, tti: Duration) -> Self {
         self.config.tti = Some(tti);
         self
@@ -98,6 +103,14 @@ impl CacheBuilder {
         if self.config.tti.is_some_and(|d| d.is_zero()) {
             return Err(ConfigError::new("tti", "must be longer than zero"));
         }
+        // moka's limit; it panics above it.
+        const THOUSAND_YEARS: Duration = Duration::from_secs(1000 * 365 * 86_400);
+        if self.config.ttl.is_some_and(|d| d > THOUSAND_YEARS) {
+            return Err(ConfigError::new("ttl", "must be at most 1000 years"));
+        }
+        if self.config.tti.is_some_and(|d| d > THOUSAND_YEARS) {
+            return Err(ConfigError::new("tti", "must be at most 1000 years"));
+        }
         if self.config.max_size == 0 {
             return Err(ConfigError::new("max_size", "must be at least 1"));
         }
@@ -110,6 +123,26 @@ struct Stored<V> {
     value: V,
     /// Insertion time on the `tokio` clock, kept when a `ttl` is set.
     born: Option<Instant>,
+    /// Cleared when moka removes this entry (evicted, expired, replaced or invalidated), so that the
+    /// copies in the per-thread fronts stop answering at once.
+    live: Arc<AtomicBool>,
+}
+
+/// Most entries one thread's front holds for one cache.
+const FRONT_CAPACITY: u64 = 1024;
+
+/// One hit in this many served by a front is also looked up in moka, so that moka's eviction policy
+/// (frequency and recency) keeps seeing the entries that are read.
+const FRONT_SAMPLE: u32 = 64;
+
+/// One thread's copies of entries it found in moka: hits answered here take no lock, write no shared
+/// memory and skip moka's read bookkeeping. moka stays the owner of every entry: a copy answers only
+/// while its entry is live in moka, and is dropped when it is not.
+struct Front<K, V> {
+    /// The cache's epoch when the copies were made; [`Cache::invalidate_all`] moves it on.
+    epoch: u64,
+    hits: u32,
+    entries: HashMap<K, Stored<V>, foldhash::fast::RandomState>,
 }
 
 /// A cache of call results, backed by moka, with single flight: concurrent misses on one key run the
@@ -132,14 +165,19 @@ struct Stored<V> {
 /// assert_eq!((first, again), (Ok(4), Ok(4)));
 /// # }
 /// ```
-pub struct Cache<K, V> {
-    inner: moka::future::Cache<K, Stored<V>>,
+pub struct Cache<K: Send, V: Send> {
+    /// Hashed with foldhash, seeded per process: a fraction of SipHash's cost on every lookup.
+    inner: moka::future::Cache<K, Stored<V>, foldhash::fast::RandomState>,
+    /// Per-thread copies of live entries; `None` with a `tti`, which needs moka to see every read.
+    front: Option<ThreadLocal<RefCell<Front<K, V>>>>,
+    /// Moved on by [`invalidate_all`](Self::invalidate_all), which empties every front.
+    epoch: AtomicU64,
     config: CacheConfig,
     name: Arc<str>,
     stats: Arc<Stats>,
 }
 
-impl<K, V> std::fmt::Debug for Cache<K, V> {
+impl<K: Send, V: Send> std::fmt::Debug for Cache<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cache")
             .field("name", &self.name)
@@ -148,9 +186,10 @@ impl<K, V> std::fmt::Debug for Cache<K, V> {
     }
 }
 
-/// Marks an init future that failed; its error stays with the caller that ran it.
+/// Marks an init future whose result is not shared: an error (it stays with the caller that ran it) or
+/// a value that is not to be stored.
 #[derive(Debug)]
-struct RanAndFailed;
+struct NotStored;
 
 impl Cache<(), ()> {
     /// Starts a builder for a cache registered as `name`.
@@ -168,7 +207,11 @@ where
     V: Clone + Send + Sync + 'static,
 {
     pub(crate) fn checked(name: &str, config: CacheConfig) -> Self {
-        let mut builder = moka::future::Cache::builder().max_capacity(config.max_size);
+        let mut builder = moka::future::Cache::builder()
+            .max_capacity(config.max_size)
+            .eviction_listener(|_key, stored: Stored<V>, _cause| {
+                stored.live.store(false, Ordering::Release);
+            });
         if let Some(ttl) = config.ttl {
             builder = builder.time_to_live(ttl);
         }
@@ -176,7 +219,9 @@ where
             builder = builder.time_to_idle(tti);
         }
         Cache {
-            inner: builder.build(),
+            inner: builder.build_with_hasher(foldhash::fast::RandomState::default()),
+            front: config.tti.is_none().then(ThreadLocal::new),
+            epoch: AtomicU64::new(0),
             config,
             name: name.into(),
             stats: registry().stats(PolicyKind::Cache, name),
@@ -205,12 +250,17 @@ where
 
     /// Removes the entry for `key`.
     pub async fn invalidate(&self, key: &K) {
-        self.inner.invalidate(key).await;
+        if let Some(stored) = self.inner.remove(key).await {
+            stored.live.store(false, Ordering::Release);
+        }
     }
 
     /// Removes every entry.
     pub fn invalidate_all(&self) {
         self.inner.invalidate_all();
+        // After moka: a front copy made from an entry read before this line is refused by the epoch
+        // check in `to_front`, and one read after it cannot be an old entry.
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The stored value for `key`, if any and not expired; does not count as a hit or miss.
@@ -219,26 +269,105 @@ where
     }
 
     async fn fresh(&self, key: &K) -> Option<V> {
+        self.fresh_stored(key).await.map(|stored| stored.value)
+    }
+
+    async fn fresh_stored(&self, key: &K) -> Option<Stored<V>> {
         let stored = self.inner.get(key).await?;
-        if let (Some(ttl), Some(born)) = (self.config.ttl, stored.born) {
-            if born.elapsed() >= ttl {
-                self.inner.invalidate(key).await;
-                return None;
+        if self.expired(&stored) {
+            self.invalidate(key).await;
+            return None;
+        }
+        Some(stored)
+    }
+
+    /// Past its `ttl` on the `tokio` clock.
+    #[inline]
+    fn expired(&self, stored: &Stored<V>) -> bool {
+        matches!((self.config.ttl, stored.born), (Some(ttl), Some(born)) if born.elapsed() >= ttl)
+    }
+
+    /// The value of a live copy of `key` in this thread's front. Every [`FRONT_SAMPLE`]th hit is
+    /// answered `None`, so that the caller reads moka and moka counts the read.
+    #[inline]
+    fn from_front(&self, key: &K) -> Option<V> {
+        let cell = self.front.as_ref()?.get()?;
+        let mut front = cell.try_borrow_mut().ok()?;
+        if front.epoch != self.epoch.load(Ordering::Acquire) {
+            front.entries.clear();
+            return None;
+        }
+        let stored = front.entries.get(key)?;
+        if !stored.live.load(Ordering::Acquire) || self.expired(stored) {
+            front.entries.remove(key);
+            return None;
+        }
+        let value = stored.value.clone();
+        front.hits = front.hits.wrapping_add(1);
+        (front.hits % FRONT_SAMPLE != 0).then_some(value)
+    }
+
+    /// Keeps a copy of `stored`, read from moka while the epoch was `epoch`, in this thread's front.
+    fn to_front(&self, key: &K, stored: &Stored<V>, epoch: u64)
+    where
+        K: Clone,
+    {
+        let Some(fronts) = &self.front else { return };
+        let cell = fronts.get_or(|| {
+            RefCell::new(Front {
+                epoch,
+                hits: 0,
+                entries: HashMap::default(),
+            })
+        });
+        let Ok(mut front) = cell.try_borrow_mut() else {
+            return;
+        };
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        if front.epoch != epoch {
+            front.entries.clear();
+            front.epoch = epoch;
+        }
+        let capacity = usize::try_from(FRONT_CAPACITY.min(self.config.max_size)).unwrap_or(1);
+        if front.entries.len() >= capacity && !front.entries.contains_key(key) {
+            front.entries.retain(|_, s| s.live.load(Ordering::Relaxed));
+            if front.entries.len() >= capacity {
+                front.entries.clear();
             }
         }
-        Some(stored.value)
+        front.entries.insert(key.clone(), stored.clone());
     }
 
     fn store(&self, value: V) -> Stored<V> {
         Stored {
             value,
             born: self.config.ttl.map(|_| Instant::now()),
+            live: Arc::new(AtomicBool::new(true)),
         }
     }
 
-    async fn lookup(&self, key: &K) -> Option<V> {
-        self.stats.add(Field::Calls);
-        let found = self.fresh(key).await;
+    /// Counts a hit or a miss; `calls` is their sum, so a lookup moves one counter. A hit is
+    /// answered from this thread's front when it can be, else from moka (and then copied to the
+    /// front).
+    #[inline]
+    async fn lookup(&self, key: &K) -> Option<V>
+    where
+        K: Clone,
+    {
+        if let Some(value) = self.from_front(key) {
+            self.stats.add(Field::Hits);
+            tracing::debug!(target: "reliability", cache = %self.name, "cache hit");
+            return Some(value);
+        }
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let found = self.fresh_stored(key).await.map(|stored| {
+            if stored.live.load(Ordering::Acquire) {
+                self.to_front(key, &stored, epoch);
+            }
+            stored.value
+        });
         if found.is_some() {
             self.stats.add(Field::Hits);
             tracing::debug!(target: "reliability", cache = %self.name, "cache hit");
@@ -256,47 +385,7 @@ where
         K: Clone,
         F: Future<Output = Result<V, E>>,
     {
-        if let Some(value) = self.lookup(&key).await {
-            return Ok(value);
-        }
-        let mut fut = pin!(fut);
-        let mut failed = None;
-        let shared = self
-            .inner
-            .try_get_with(key.clone(), async {
-                match fut.as_mut().await {
-                    Ok(value) => Ok(self.store(value)),
-                    Err(error) => {
-                        failed = Some(error);
-                        Err(RanAndFailed)
-                    }
-                }
-            })
-            .await;
-        match shared {
-            Ok(stored) => {
-                self.stats.add(Field::Successes);
-                Ok(stored.value)
-            }
-            Err(_) => {
-                if let Some(error) = failed {
-                    self.stats.add(Field::Failures);
-                    return Err(error);
-                }
-                // The call we waited for failed: run our own.
-                match fut.as_mut().await {
-                    Ok(value) => {
-                        self.stats.add(Field::Successes);
-                        self.inner.insert(key, self.store(value.clone())).await;
-                        Ok(value)
-                    }
-                    Err(error) => {
-                        self.stats.add(Field::Failures);
-                        Err(error)
-                    }
-                }
-            }
-        }
+        self.get_or_run(key, fut, &|| true).await
     }
 
     /// The cached value for `key`, or the value of `fut`, which is stored. Concurrent misses on one key
@@ -305,14 +394,78 @@ where
     where
         K: Clone,
     {
-        if let Some(value) = self.lookup(&key).await {
-            return value;
+        let fut = async { Ok::<V, std::convert::Infallible>(fut.await) };
+        match self.get_or_run(key, fut, &|| true).await {
+            Ok(value) => value,
+            Err(never) => match never {},
         }
-        let stored = self
+    }
+
+    /// The cached value for `key`, or the `Ok` of `fut`, stored if `keep()` says so once `fut` has
+    /// finished (the attributes keep answers that no fallback served). Concurrent misses on one key run
+    /// one `fut`; a caller that waited for a run that failed, or whose value was not kept, runs its own.
+    pub(crate) async fn get_or_run<E, F>(&self, key: K, fut: F, keep: &(dyn Fn() -> bool + Sync)) -> Result<V, E>
+    where
+        K: Clone,
+        F: Future<Output = Result<V, E>>,
+    {
+        if let Some(value) = self.lookup(&key).await {
+            return Ok(value);
+        }
+        self.run_missed(key, fut, keep).await
+    }
+
+    /// The miss path of [`get_or_run`](Self::get_or_run), apart so that a hit stays small.
+    async fn run_missed<E, F>(
+        &self,
+        key: K,
+        fut: F,
+        keep: &(dyn Fn() -> bool + Sync),
+    ) -> Result<V, E>
+    where
+        K: Clone,
+        F: Future<Output = Result<V, E>>,
+    {
+        let mut fut = pin!(fut);
+        let mut failed = None;
+        let mut unkept = None;
+        let shared = self
             .inner
-            .get_with(key, async { self.store(fut.await) })
+            .try_get_with(key.clone(), async {
+                match fut.as_mut().await {
+                    Ok(value) if keep() => Ok(self.store(value)),
+                    Ok(value) => {
+                        unkept = Some(value);
+                        Err(NotStored)
+                    }
+                    Err(error) => {
+                        failed = Some(error);
+                        Err(NotStored)
+                    }
+                }
+            })
             .await;
-        self.stats.add(Field::Successes);
-        stored.value
+        let out = match shared {
+            Ok(stored) => Ok(stored.value),
+            Err(_) => match (failed, unkept) {
+                (Some(error), _) => Err(error),
+                (None, Some(value)) => {
+                    tracing::debug!(target: "reliability", cache = %self.name, "not caching an answer a fallback served");
+                    Ok(value)
+                }
+                // The run we waited for failed or was not kept: run our own.
+                (None, None) => match fut.as_mut().await {
+                    Ok(value) => {
+                        if keep() {
+                            self.inner.insert(key, self.store(value.clone())).await;
+                        }
+                        Ok(value)
+                    }
+                    Err(error) => Err(error),
+                },
+            },
+        };
+        self.stats.add(if out.is_ok() { Field::Successes } else { Field::Failures });
+        out
     }
 }

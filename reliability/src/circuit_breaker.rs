@@ -1,15 +1,13 @@
 //! The circuit breaker: fail fast while a service is down, probe it with a few trial calls.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::time::Instant;
 
 use crate::error::{ConfigError, Error};
 use crate::registry::{PolicyKind, registry};
 use crate::stats::{Field, Stats};
+use crate::sync::{AtomicU8, AtomicU32, AtomicU64, Mutex, MutexGuard, Ordering};
 
 /// The state of a [`CircuitBreaker`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,6 +24,16 @@ pub enum CircuitState {
 const CLOSED: u8 = 0;
 const OPEN: u8 = 1;
 const HALF_OPEN: u8 = 2;
+
+impl CircuitState {
+    const fn from_u8(state: u8) -> Self {
+        match state {
+            CLOSED => CircuitState::Closed,
+            OPEN => CircuitState::Open,
+            _ => CircuitState::HalfOpen,
+        }
+    }
+}
 
 /// The settings of a [`CircuitBreaker`]; see [`CircuitBreakerBuilder`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,27 +121,178 @@ pub struct CircuitBreaker {
     inner: Arc<Inner>,
 }
 
+/// The shared state of one breaker.
+///
+/// Every transition happens in [`Core`], under its lock. Two fast paths read without the lock: the
+/// state (a mirror of `Core::state`, so a closed breaker admits a call with one atomic load) and,
+/// while open, the end of the cooldown (so an open breaker rejects with two). The count of
+/// consecutive failures while closed is an atomic of its own, so that a success in the closed state
+/// takes no lock either; only reaching `failure_threshold` takes it.
 struct Inner {
     name: Arc<str>,
     config: BreakerConfig,
-    /// CLOSED, OPEN or HALF_OPEN; written only under `core`.
+    /// `Core::state`, mirrored; written only under `core`.
     state: AtomicU8,
-    /// Consecutive counted failures while closed.
-    failures: AtomicU32,
-    /// While open: nanoseconds after `epoch` at which trial calls are let through.
+    /// `Core::open_until`, mirrored (meaningful while open); written under `core`, before `state`.
     open_until: AtomicU64,
-    epoch: Instant,
+    /// Consecutive counted failures while closed; reset under `core` at every transition.
+    failures: AtomicU32,
+    clock: Clock,
     core: Mutex<Core>,
     stats: Arc<Stats>,
+    /// Every transition, in order, for the model to check.
+    #[cfg(all(test, reliability_loom))]
+    transitions: std::sync::Mutex<Vec<CircuitState>>,
 }
 
-/// Half-open bookkeeping, changed only under the lock.
+/// The breaker's clock, in nanoseconds since the breaker was made: `tokio::time`, so paused-time
+/// tests are exact. Under the loom model it is a counter the model advances.
+struct Clock {
+    #[cfg(not(all(test, reliability_loom)))]
+    epoch: tokio::time::Instant,
+    #[cfg(all(test, reliability_loom))]
+    now: AtomicU64,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Clock {
+            #[cfg(not(all(test, reliability_loom)))]
+            epoch: tokio::time::Instant::now(),
+            #[cfg(all(test, reliability_loom))]
+            now: AtomicU64::new(0),
+        }
+    }
+
+    #[cfg(not(all(test, reliability_loom)))]
+    fn now(&self) -> u64 {
+        nanos(tokio::time::Instant::now().saturating_duration_since(self.epoch))
+    }
+
+    #[cfg(all(test, reliability_loom))]
+    fn now(&self) -> u64 {
+        self.now.load(Ordering::SeqCst)
+    }
+
+    #[cfg(all(test, reliability_loom))]
+    fn advance(&self, by: Duration) {
+        self.now.fetch_add(nanos(by), Ordering::SeqCst);
+    }
+}
+
+/// The breaker's state machine, free of time and of locking: the caller holds the lock and passes
+/// the time (`now`, in nanoseconds on the breaker's clock). Each method returns the state it moved
+/// to, if it moved, so that the caller reports every transition exactly once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Core {
-    /// Bumped at every opening, so a trial permit of an earlier half-open period cannot free a slot of
-    /// a later one.
+    state: CircuitState,
+    /// Bumped at every opening, so a trial permit of an earlier half-open period can neither free a
+    /// slot of a later one nor count as one of its successes or failures.
     generation: u64,
+    /// Half-open: trial calls running now (never above `success_threshold`); zero otherwise.
     trials: u32,
+    /// Half-open: trial calls of this period that succeeded (below `success_threshold`); zero otherwise.
     trial_successes: u32,
+    /// Open: when trial calls are let through.
+    open_until: u64,
+}
+
+/// What [`Core::admit`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Admission {
+    /// Closed: an ordinary call.
+    Call,
+    /// Half-open: a trial call of the given generation, holding one slot.
+    Trial(u64),
+    /// Rejected; trial calls are let through in this many nanoseconds (zero when half-open and
+    /// every slot is taken).
+    Reject(u64),
+}
+
+impl Core {
+    const fn new() -> Self {
+        Core {
+            state: CircuitState::Closed,
+            generation: 0,
+            trials: 0,
+            trial_successes: 0,
+            open_until: 0,
+        }
+    }
+
+    /// Asks to run a call at `now`. Open with the cooldown over, the breaker moves to half-open first.
+    fn admit(&mut self, config: &BreakerConfig, now: u64) -> (Admission, Option<CircuitState>) {
+        let mut moved = None;
+        if self.state == CircuitState::Open {
+            if now < self.open_until {
+                return (Admission::Reject(self.open_until - now), None);
+            }
+            self.state = CircuitState::HalfOpen;
+            self.trials = 0;
+            self.trial_successes = 0;
+            moved = Some(CircuitState::HalfOpen);
+        }
+        let admission = match self.state {
+            CircuitState::Closed => Admission::Call,
+            _ if self.trials < config.success_threshold => {
+                self.trials += 1;
+                Admission::Trial(self.generation)
+            }
+            _ => Admission::Reject(0),
+        };
+        (admission, moved)
+    }
+
+    /// Closed: `failure_threshold` consecutive failures were counted, so open.
+    fn failures_reached(&mut self, config: &BreakerConfig, now: u64) -> Option<CircuitState> {
+        (self.state == CircuitState::Closed).then(|| self.open(config, now))
+    }
+
+    /// A trial of `generation` succeeded: it frees its slot, and enough successes close the circuit.
+    fn trial_succeeded(&mut self, config: &BreakerConfig, generation: u64) -> Option<CircuitState> {
+        if !self.is_current(generation) {
+            return None;
+        }
+        self.trials -= 1;
+        self.trial_successes += 1;
+        if self.trial_successes < config.success_threshold {
+            return None;
+        }
+        self.state = CircuitState::Closed;
+        self.trials = 0;
+        self.trial_successes = 0;
+        Some(CircuitState::Closed)
+    }
+
+    /// A trial of `generation` failed (counted): open again.
+    fn trial_failed(
+        &mut self,
+        config: &BreakerConfig,
+        generation: u64,
+        now: u64,
+    ) -> Option<CircuitState> {
+        self.is_current(generation).then(|| self.open(config, now))
+    }
+
+    /// A trial of `generation` ended without an outcome (dropped or panicked): it frees its slot.
+    fn trial_abandoned(&mut self, generation: u64) {
+        if self.is_current(generation) {
+            self.trials -= 1;
+        }
+    }
+
+    fn is_current(&self, generation: u64) -> bool {
+        self.state == CircuitState::HalfOpen && self.generation == generation
+    }
+
+    fn open(&mut self, config: &BreakerConfig, now: u64) -> CircuitState {
+        self.state = CircuitState::Open;
+        self.generation = self.generation.wrapping_add(1);
+        self.trials = 0;
+        self.trial_successes = 0;
+        self.open_until = now.saturating_add(nanos(config.cooldown));
+        CircuitState::Open
+    }
 }
 
 impl std::fmt::Debug for CircuitBreaker {
@@ -193,10 +352,6 @@ impl CircuitBreakerBuilder {
     }
 }
 
-fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
-    core.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -213,20 +368,7 @@ impl CircuitBreaker {
     pub(crate) fn create(name: &str, config: BreakerConfig) -> Self {
         let stats = registry().stats(PolicyKind::CircuitBreaker, name);
         CircuitBreaker {
-            inner: Arc::new(Inner {
-                name: name.into(),
-                config,
-                state: AtomicU8::new(CLOSED),
-                failures: AtomicU32::new(0),
-                open_until: AtomicU64::new(0),
-                epoch: Instant::now(),
-                core: Mutex::new(Core {
-                    generation: 0,
-                    trials: 0,
-                    trial_successes: 0,
-                }),
-                stats,
-            }),
+            inner: Arc::new(Inner::new(name, config, stats)),
         }
     }
 
@@ -243,11 +385,7 @@ impl CircuitBreaker {
     /// The current state. An open breaker whose cooldown has passed reports `Open` until the next
     /// call moves it to `HalfOpen`.
     pub fn state(&self) -> CircuitState {
-        match self.inner.state.load(Ordering::Acquire) {
-            CLOSED => CircuitState::Closed,
-            OPEN => CircuitState::Open,
-            _ => CircuitState::HalfOpen,
-        }
+        CircuitState::from_u8(self.inner.state.load(Ordering::Acquire))
     }
 
     /// Runs `fut` if the breaker admits it; every `Err` counts as a failure.
@@ -284,43 +422,9 @@ impl CircuitBreaker {
     pub(crate) fn acquire(&self, attempt: u32) -> Result<Permit<'_>, Error> {
         let inner = &*self.inner;
         inner.stats.add(Field::Calls);
-        let state = inner.state.load(Ordering::Acquire);
-        if state == CLOSED {
-            return Ok(Permit { inner, trial: None });
-        }
-        let now = Instant::now();
-        let since = nanos(now.saturating_duration_since(inner.epoch));
-        if state == OPEN {
-            let until = inner.open_until.load(Ordering::Acquire);
-            if since < until {
-                return Err(self.reject(attempt, Duration::from_nanos(until - since)));
-            }
-        }
-        let mut core = lock(&inner.core);
-        match inner.state.load(Ordering::Acquire) {
-            CLOSED => return Ok(Permit { inner, trial: None }),
-            OPEN => {
-                let until = inner.open_until.load(Ordering::Acquire);
-                if since < until {
-                    drop(core);
-                    return Err(self.reject(attempt, Duration::from_nanos(until - since)));
-                }
-                core.trials = 0;
-                core.trial_successes = 0;
-                inner.state.store(HALF_OPEN, Ordering::Release);
-                tracing::info!(target: "reliability", breaker = %inner.name, "circuit breaker half-open: letting trial calls through");
-            }
-            _ => {}
-        }
-        if core.trials < inner.config.success_threshold {
-            core.trials += 1;
-            Ok(Permit {
-                inner,
-                trial: Some(core.generation),
-            })
-        } else {
-            drop(core);
-            Err(self.reject(attempt, Duration::ZERO))
+        match inner.admit() {
+            Ok(trial) => Ok(Permit { inner, trial }),
+            Err(retry_after) => Err(self.reject(attempt, retry_after)),
         }
     }
 
@@ -336,25 +440,81 @@ impl CircuitBreaker {
 }
 
 impl Inner {
-    /// Opens the circuit. Called with `core` locked.
-    fn open(&self, core: &mut Core) {
-        core.generation = core.generation.wrapping_add(1);
-        core.trials = 0;
-        core.trial_successes = 0;
-        let now = nanos(Instant::now().saturating_duration_since(self.epoch));
-        self.open_until.store(
-            now.saturating_add(nanos(self.config.cooldown)),
-            Ordering::Release,
-        );
-        self.failures.store(0, Ordering::Relaxed);
-        self.state.store(OPEN, Ordering::Release);
-        self.stats.add(Field::Openings);
-        tracing::warn!(
-            target: "reliability",
-            breaker = %self.name,
-            cooldown = ?self.config.cooldown,
-            "circuit breaker opened"
-        );
+    fn new(name: &str, config: BreakerConfig, stats: Arc<Stats>) -> Self {
+        Inner {
+            name: name.into(),
+            config,
+            state: AtomicU8::new(CLOSED),
+            failures: AtomicU32::new(0),
+            open_until: AtomicU64::new(0),
+            clock: Clock::new(),
+            core: Mutex::new(Core::new()),
+            stats,
+            #[cfg(all(test, reliability_loom))]
+            transitions: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        self.core
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// `Ok(None)` for an ordinary call, `Ok(Some(generation))` for a trial, `Err(retry_after)` for a
+    /// rejection.
+    fn admit(&self) -> Result<Option<u64>, Duration> {
+        let state = self.state.load(Ordering::Acquire);
+        if state == CLOSED {
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        if state == OPEN {
+            let until = self.open_until.load(Ordering::Acquire);
+            if now < until {
+                return Err(Duration::from_nanos(until - now));
+            }
+        }
+        let mut core = self.lock();
+        let (admission, moved) = core.admit(&self.config, now);
+        self.moved(&core, moved);
+        drop(core);
+        match admission {
+            Admission::Call => Ok(None),
+            Admission::Trial(generation) => Ok(Some(generation)),
+            Admission::Reject(retry_after) => Err(Duration::from_nanos(retry_after)),
+        }
+    }
+
+    /// Publishes a transition of `core` (called with its lock held): the mirrors, the failure count,
+    /// the `openings` counter and the event.
+    fn moved(&self, core: &Core, moved: Option<CircuitState>) {
+        let Some(to) = moved else { return };
+        match to {
+            CircuitState::Open => {
+                self.open_until.store(core.open_until, Ordering::Release);
+                self.failures.store(0, Ordering::Release);
+                self.state.store(OPEN, Ordering::Release);
+                self.stats.add(Field::Openings);
+                tracing::warn!(
+                    target: "reliability",
+                    breaker = %self.name,
+                    cooldown = ?self.config.cooldown,
+                    "circuit breaker opened"
+                );
+            }
+            CircuitState::HalfOpen => {
+                self.state.store(HALF_OPEN, Ordering::Release);
+                tracing::info!(target: "reliability", breaker = %self.name, "circuit breaker half-open: letting trial calls through");
+            }
+            CircuitState::Closed => {
+                self.failures.store(0, Ordering::Release);
+                self.state.store(CLOSED, Ordering::Release);
+                tracing::info!(target: "reliability", breaker = %self.name, "circuit breaker closed");
+            }
+        }
+        #[cfg(all(test, reliability_loom))]
+        self.transitions.lock().unwrap().push(to);
     }
 }
 
@@ -376,19 +536,9 @@ impl Permit<'_> {
                 }
             }
             Some(generation) => {
-                let mut core = lock(&inner.core);
-                if core.generation == generation && inner.state.load(Ordering::Acquire) == HALF_OPEN
-                {
-                    core.trials -= 1;
-                    core.trial_successes += 1;
-                    if core.trial_successes >= inner.config.success_threshold {
-                        core.trials = 0;
-                        core.trial_successes = 0;
-                        inner.failures.store(0, Ordering::Relaxed);
-                        inner.state.store(CLOSED, Ordering::Release);
-                        tracing::info!(target: "reliability", breaker = %inner.name, "circuit breaker closed");
-                    }
-                }
+                let mut core = inner.lock();
+                let moved = core.trial_succeeded(&inner.config, generation);
+                inner.moved(&core, moved);
             }
         }
     }
@@ -398,25 +548,26 @@ impl Permit<'_> {
         inner.stats.add(Field::Failures);
         match self.trial.take() {
             None => {
+                let threshold = inner.config.failure_threshold;
                 let failures = inner
                     .failures
                     .fetch_add(1, Ordering::AcqRel)
                     .saturating_add(1);
-                if failures >= inner.config.failure_threshold {
-                    let mut core = lock(&inner.core);
-                    if inner.state.load(Ordering::Acquire) == CLOSED
-                        && inner.failures.load(Ordering::Acquire) >= inner.config.failure_threshold
-                    {
-                        inner.open(&mut core);
+                if failures >= threshold {
+                    let now = inner.clock.now();
+                    let mut core = inner.lock();
+                    // Checked again under the lock: a success may have reset the count meanwhile.
+                    if inner.failures.load(Ordering::Acquire) >= threshold {
+                        let moved = core.failures_reached(&inner.config, now);
+                        inner.moved(&core, moved);
                     }
                 }
             }
             Some(generation) => {
-                let mut core = lock(&inner.core);
-                if core.generation == generation && inner.state.load(Ordering::Acquire) == HALF_OPEN
-                {
-                    inner.open(&mut core);
-                }
+                let now = inner.clock.now();
+                let mut core = inner.lock();
+                let moved = core.trial_failed(&inner.config, generation, now);
+                inner.moved(&core, moved);
             }
         }
     }
@@ -425,12 +576,435 @@ impl Permit<'_> {
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         if let Some(generation) = self.trial {
-            let mut core = lock(&self.inner.core);
-            if core.generation == generation
-                && self.inner.state.load(Ordering::Acquire) == HALF_OPEN
-            {
-                core.trials -= 1;
+            self.inner.lock().trial_abandoned(generation);
+        }
+    }
+}
+
+/// Every reachable state of the state machine, with a few concurrent callers, checked against the
+/// breaker's rules. (The loom model below checks the real breaker's threads; this checks the rules.)
+#[cfg(all(test, not(reliability_loom)))]
+mod exhaustive {
+    use std::collections::{HashSet, VecDeque};
+
+    use super::*;
+
+    const COOLDOWN: u64 = 10;
+    const CALLERS: usize = 3;
+
+    /// The breaker's core, its closed-state failure count, the time, and the permit each caller holds.
+    #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    struct World {
+        core: Core,
+        failures: u32,
+        now: u64,
+        held: [Option<Admission>; CALLERS],
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Step {
+        Admit(usize),
+        Succeed(usize),
+        Fail(usize),
+        Abandon(usize),
+        /// Time passes until the cooldown is over.
+        Wait,
+    }
+
+    impl World {
+        /// The state up to what cannot change behaviour: generations and time relative to now.
+        fn key(&self) -> impl Eq + std::hash::Hash + use<> {
+            let generation = self.core.generation;
+            let held = self.held.map(|h| match h {
+                Some(Admission::Trial(g)) => Some(Admission::Trial(u64::from(g == generation))),
+                other => other,
+            });
+            let mut core = self.core.clone();
+            core.generation = 0;
+            core.open_until = core.open_until.saturating_sub(self.now);
+            (core, self.failures, held)
+        }
+
+        fn trials_held(&self) -> u32 {
+            let current = Some(Admission::Trial(self.core.generation));
+            self.held.iter().filter(|h| **h == current).count() as u32
+        }
+    }
+
+    fn legal(from: CircuitState, to: CircuitState) -> bool {
+        use CircuitState::*;
+        matches!(
+            (from, to),
+            (Closed, Open) | (Open, HalfOpen) | (HalfOpen, Open) | (HalfOpen, Closed)
+        )
+    }
+
+    /// Applies `step` as `Inner` and `Permit` do, asserting the rules; `None` if the step is not
+    /// possible in `world`.
+    fn step(config: &BreakerConfig, world: &World, step: Step) -> Option<World> {
+        let mut next = world.clone();
+        let before = world.core.state;
+        let moved = match step {
+            Step::Admit(i) => {
+                world.held[i].is_none().then_some(())?;
+                let (admission, moved) = next.core.admit(config, world.now);
+                let expected = match before {
+                    CircuitState::Closed => Admission::Call,
+                    CircuitState::Open if world.now < world.core.open_until => {
+                        Admission::Reject(world.core.open_until - world.now)
+                    }
+                    CircuitState::Open => Admission::Trial(world.core.generation),
+                    CircuitState::HalfOpen if world.core.trials < config.success_threshold => {
+                        Admission::Trial(world.core.generation)
+                    }
+                    CircuitState::HalfOpen => Admission::Reject(0),
+                };
+                assert_eq!(admission, expected, "admission in {world:?}");
+                if !matches!(admission, Admission::Reject(_)) {
+                    next.held[i] = Some(admission);
+                }
+                moved
+            }
+            Step::Succeed(i) => match next.held[i].take()? {
+                Admission::Call => {
+                    next.failures = 0;
+                    None
+                }
+                Admission::Trial(g) => {
+                    let moved = next.core.trial_succeeded(config, g);
+                    let current = before == CircuitState::HalfOpen && g == world.core.generation;
+                    let closes =
+                        current && world.core.trial_successes + 1 == config.success_threshold;
+                    assert_eq!(moved.is_some(), closes, "trial success in {world:?}");
+                    moved
+                }
+                Admission::Reject(_) => unreachable!(),
+            },
+            Step::Fail(i) => match next.held[i].take()? {
+                Admission::Call => {
+                    next.failures += 1;
+                    let moved = if next.failures >= config.failure_threshold {
+                        next.core.failures_reached(config, world.now)
+                    } else {
+                        None
+                    };
+                    let opens = before == CircuitState::Closed
+                        && world.failures + 1 >= config.failure_threshold;
+                    assert_eq!(moved.is_some(), opens, "failure in {world:?}");
+                    moved
+                }
+                Admission::Trial(g) => {
+                    let moved = next.core.trial_failed(config, g, world.now);
+                    let current = before == CircuitState::HalfOpen && g == world.core.generation;
+                    assert_eq!(moved.is_some(), current, "trial failure in {world:?}");
+                    moved
+                }
+                Admission::Reject(_) => unreachable!(),
+            },
+            Step::Abandon(i) => match next.held[i].take()? {
+                Admission::Trial(g) => {
+                    next.core.trial_abandoned(g);
+                    None
+                }
+                _ => None,
+            },
+            Step::Wait => {
+                (world.core.state == CircuitState::Open && world.now < world.core.open_until)
+                    .then_some(())?;
+                next.now = world.core.open_until;
+                None
+            }
+        };
+        // Transitions: reported exactly when the state changes, and only along the machine's edges.
+        let after = next.core.state;
+        assert_eq!(moved.is_some(), before != after, "{step:?} in {world:?}");
+        if let Some(to) = moved {
+            assert_eq!(to, after);
+            assert!(legal(before, after), "{before:?} -> {after:?}");
+            if to == CircuitState::Open {
+                assert_eq!(next.core.generation, world.core.generation + 1);
+                assert_eq!(next.core.open_until, world.now + COOLDOWN);
+            }
+            if matches!(to, CircuitState::Open | CircuitState::Closed) {
+                next.failures = 0; // as `Inner::moved` does
             }
         }
+        // Trial slots: exactly the trials held of this period, never more than the threshold.
+        let core = &next.core;
+        if core.state == CircuitState::HalfOpen {
+            assert_eq!(
+                core.trials,
+                next.trials_held(),
+                "slots after {step:?} from {world:?}"
+            );
+            assert!(core.trials <= config.success_threshold);
+            assert!(core.trial_successes < config.success_threshold);
+        } else {
+            assert_eq!((core.trials, core.trial_successes), (0, 0));
+        }
+        Some(next)
+    }
+
+    fn explore(failure_threshold: u32, success_threshold: u32) -> usize {
+        let config = BreakerConfig::__checked(
+            failure_threshold,
+            success_threshold,
+            Duration::from_nanos(COOLDOWN),
+        );
+        let start = World {
+            core: Core::new(),
+            failures: 0,
+            now: 0,
+            held: [None; CALLERS],
+        };
+        let mut seen = HashSet::from([start.key()]);
+        let mut queue = VecDeque::from([start]);
+        let mut states_by_kind = HashSet::new();
+        while let Some(world) = queue.pop_front() {
+            states_by_kind.insert(world.core.state as u8);
+            let mut steps = vec![Step::Wait];
+            for i in 0..CALLERS {
+                steps.extend([
+                    Step::Admit(i),
+                    Step::Succeed(i),
+                    Step::Fail(i),
+                    Step::Abandon(i),
+                ]);
+            }
+            for s in steps {
+                if let Some(next) = step(&config, &world, s)
+                    && seen.insert(next.key())
+                {
+                    queue.push_back(next);
+                }
+            }
+        }
+        assert_eq!(states_by_kind.len(), 3, "every state is reached");
+        seen.len()
+    }
+
+    #[test]
+    fn every_reachable_state_keeps_the_rules() {
+        for failure_threshold in 1..=3 {
+            for success_threshold in 1..=3 {
+                let states = explore(failure_threshold, success_threshold);
+                assert!(states > 20, "{states} states");
+            }
+        }
+    }
+}
+
+/// The real breaker's threads under loom, which runs every interleaving of their atomic operations
+/// and lock acquisitions. Run with
+/// `RUSTFLAGS="--cfg reliability_loom" cargo test -p reliability --lib --release loom`.
+#[cfg(all(test, reliability_loom))]
+mod loom_model {
+    use loom::sync::atomic::AtomicUsize;
+    use loom::thread;
+
+    use super::*;
+
+    const COOLDOWN: Duration = Duration::from_secs(10);
+
+    /// What a thread does with its permit.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum End {
+        Succeed,
+        Fail,
+        /// Dropped unrecorded: cancelled, or the call panicked.
+        Drop,
+    }
+
+    /// What happened to one thread's call.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Seen {
+        Rejected,
+        Ran(End),
+    }
+
+    /// Every interleaving with at most `LOOM_MAX_PREEMPTIONS` (default 3) forced thread switches.
+    fn explore(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(3);
+        }
+        builder.check(f);
+    }
+
+    fn breaker(failure_threshold: u32, success_threshold: u32) -> CircuitBreaker {
+        let config = BreakerConfig::__checked(failure_threshold, success_threshold, COOLDOWN);
+        let stats = Arc::new(Stats::new(PolicyKind::CircuitBreaker, "loom".into()));
+        CircuitBreaker {
+            inner: Arc::new(Inner::new("loom", config, stats)),
+        }
+    }
+
+    /// Opens `breaker` with failures from this thread and lets the cooldown pass: the next call
+    /// finds it half-open.
+    fn to_half_open(breaker: &CircuitBreaker) {
+        for _ in 0..breaker.config().failure_threshold() {
+            breaker.acquire(1).ok().unwrap().failure();
+        }
+        assert_eq!(breaker.state(), CircuitState::Open);
+        breaker.inner.clock.advance(COOLDOWN);
+    }
+
+    /// One call: acquire, then end as told. Counts the trial calls running at once in `running`
+    /// and checks that it never goes above the threshold.
+    fn call(breaker: &CircuitBreaker, running: &AtomicUsize, end: End) -> Seen {
+        let Ok(permit) = breaker.acquire(1) else {
+            return Seen::Rejected;
+        };
+        let trial = permit.trial.is_some();
+        if trial {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            let limit = breaker.config().success_threshold() as usize;
+            assert!(now <= limit, "{now} trial calls at once, limit {limit}");
+            running.fetch_sub(1, Ordering::SeqCst);
+        }
+        match end {
+            End::Succeed => permit.success(),
+            End::Fail => permit.failure(),
+            End::Drop => drop(permit),
+        }
+        Seen::Ran(end)
+    }
+
+    /// Runs one call per entry of `ends` on its own thread, after `setup`, and checks what must
+    /// hold once every call has ended.
+    fn model(
+        failure_threshold: u32,
+        success_threshold: u32,
+        setup: fn(&CircuitBreaker),
+        ends: &'static [End],
+    ) {
+        explore(move || {
+            let breaker = breaker(failure_threshold, success_threshold);
+            setup(&breaker);
+            let before = snapshot(&breaker);
+            let running = Arc::new(AtomicUsize::new(0));
+            let threads: Vec<_> = ends
+                .iter()
+                .map(|&end| {
+                    let breaker = breaker.clone();
+                    let running = running.clone();
+                    thread::spawn(move || call(&breaker, &running, end))
+                })
+                .collect();
+            let seen: Vec<Seen> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+            check(&breaker, before, &seen);
+        });
+    }
+
+    /// `(calls, successes, failures, rejections, openings)`.
+    fn snapshot(breaker: &CircuitBreaker) -> [u64; 5] {
+        let stats = &breaker.inner.stats;
+        [
+            Field::Calls,
+            Field::Successes,
+            Field::Failures,
+            Field::Rejections,
+            Field::Openings,
+        ]
+        .map(|field| stats.get(field))
+    }
+
+    fn check(breaker: &CircuitBreaker, before: [u64; 5], seen: &[Seen]) {
+        let inner = &breaker.inner;
+        let core = inner.lock().clone();
+        let [calls, successes, failures, rejections, openings] = snapshot(breaker);
+        let count = |s: Seen| seen.iter().filter(|x| **x == s).count() as u64;
+        // Counters are exact: every call is counted once, as what happened to it.
+        assert_eq!(calls - before[0], seen.len() as u64);
+        assert_eq!(successes - before[1], count(Seen::Ran(End::Succeed)));
+        assert_eq!(failures - before[2], count(Seen::Ran(End::Fail)));
+        assert_eq!(rejections - before[3], count(Seen::Rejected));
+        // No trial slot is lost or counted twice: with every call ended, none is taken.
+        assert_eq!(core.trials, 0, "{core:?} after {seen:?}");
+        if core.state == CircuitState::HalfOpen {
+            assert!(core.trial_successes < inner.config.success_threshold);
+        } else {
+            assert_eq!(core.trial_successes, 0);
+        }
+        // The mirrors agree with the core.
+        assert_eq!(breaker.state(), core.state);
+        if core.state == CircuitState::Open {
+            assert_eq!(inner.open_until.load(Ordering::SeqCst), core.open_until);
+        }
+        // Transitions: along the machine's edges, none skipped or repeated, each opening counted.
+        let log = inner.transitions.lock().unwrap().clone();
+        let mut state = CircuitState::Closed;
+        for &to in &log {
+            use CircuitState::*;
+            assert!(
+                matches!(
+                    (state, to),
+                    (Closed, Open) | (Open, HalfOpen) | (HalfOpen, Open) | (HalfOpen, Closed)
+                ),
+                "{state:?} -> {to:?} in {log:?}"
+            );
+            state = to;
+        }
+        assert_eq!(state, core.state, "{log:?}");
+        let opened = log.iter().filter(|s| **s == CircuitState::Open).count() as u64;
+        assert_eq!(openings, opened);
+        // A half-open breaker still has all its slots: `success_threshold` trials run, one more waits.
+        if core.state == CircuitState::HalfOpen {
+            let permits: Vec<_> = (0..inner.config.success_threshold)
+                .map(|_| breaker.acquire(1).ok().unwrap())
+                .collect();
+            assert!(permits.iter().all(|p| p.trial.is_some()));
+            assert!(breaker.acquire(1).is_err());
+        }
+    }
+
+    fn closed(_: &CircuitBreaker) {}
+
+    #[test]
+    fn loom_half_open_trials_succeed_fail_and_drop() {
+        use End::*;
+        model(1, 2, to_half_open, &[Succeed, Succeed, Drop]);
+        model(1, 2, to_half_open, &[Succeed, Fail, Drop]);
+    }
+
+    #[test]
+    fn loom_half_open_never_admits_more_than_the_threshold() {
+        use End::*;
+        model(1, 1, to_half_open, &[Drop, Succeed, Drop]);
+        model(2, 2, to_half_open, &[Succeed, Succeed, Succeed]);
+    }
+
+    #[test]
+    fn loom_closed_failures_open_once() {
+        use End::*;
+        model(2, 1, closed, &[Fail, Fail, Fail]);
+        model(2, 1, closed, &[Fail, Succeed, Fail]);
+    }
+
+    #[test]
+    fn loom_a_trial_of_an_earlier_period_frees_no_slot_of_a_later_one() {
+        explore(|| {
+            let breaker = breaker(1, 1);
+            to_half_open(&breaker);
+            let before = snapshot(&breaker);
+            let running = Arc::new(AtomicUsize::new(0));
+            // A trial that fails re-opens the circuit; the cooldown passes; a new trial runs.
+            let failing = {
+                let (breaker, running) = (breaker.clone(), running.clone());
+                thread::spawn(move || {
+                    let seen = call(&breaker, &running, End::Fail);
+                    breaker.inner.clock.advance(COOLDOWN);
+                    seen
+                })
+            };
+            // A trial held across that, dropped late.
+            let late = {
+                let (breaker, running) = (breaker.clone(), running.clone());
+                thread::spawn(move || call(&breaker, &running, End::Drop))
+            };
+            let mut seen = vec![failing.join().unwrap(), late.join().unwrap()];
+            seen.push(call(&breaker, &running, End::Succeed));
+            check(&breaker, before, &seen);
+        });
     }
 }

@@ -54,6 +54,8 @@ mod registry;
 mod retry;
 mod stats;
 mod sync;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod timeout;
 
 #[doc(hidden)]

@@ -210,6 +210,11 @@ impl fmt::Display for Snapshot {
 /// | circuit_breaker | calls admitted or rejected | admitted calls that succeeded (or failed with an error `when` does not count) | counted failures | `rejections`, `openings`, `state` |
 /// | fallback | calls of the layer | `Ok` from the layer below | every target failed | `fallbacks`: calls served by each target |
 /// | cached | `hits + misses` | `Ok` results stored | runs of the layer below that failed | `hits`, `misses` |
+///
+/// Each layer counts a call when it is first polled and its outcome when it ends. A call dropped
+/// (cancelled) or panicking inside a layer has no outcome there, so `calls` is the sum of the
+/// outcomes above plus the calls abandoned in the layer (for `cached`: `misses`, with `successes +
+/// failures`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PolicyStats {

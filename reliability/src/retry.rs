@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::backoff::{Backoff, Jitter, Schedule};
 use crate::error::ConfigError;
 use crate::registry::{PolicyKind, registry};
-use crate::stats::{Field, Stats};
+use crate::stats::{Call, Field, Stats};
 
 /// How many attempts to make and how long to wait between them.
 ///
@@ -135,13 +135,13 @@ impl RetryPolicyBuilder {
                 "must be at least 1 (the first attempt counts)",
             ));
         }
-        if let Backoff::Exponential { multiplier } = p.schedule.backoff {
-            if !(multiplier.is_finite() && multiplier > 1.0) {
-                return Err(ConfigError::new(
-                    "multiplier",
-                    format!("must be a finite number above 1.0, not {multiplier}"),
-                ));
-            }
+        if let Backoff::Exponential { multiplier } = p.schedule.backoff
+            && !(multiplier.is_finite() && multiplier > 1.0)
+        {
+            return Err(ConfigError::new(
+                "multiplier",
+                format!("must be a finite number above 1.0, not {multiplier}"),
+            ));
         }
         if p.schedule.max_delay.is_zero() {
             return Err(ConfigError::new("max_delay", "must be longer than zero"));
@@ -231,12 +231,13 @@ impl Retry {
 
     /// The state of one call's attempt loop.
     #[doc(hidden)]
+    #[inline]
     pub fn attempts(&self) -> Attempts<'_> {
-        self.stats.add(Field::Calls);
         Attempts {
             retry: self,
             attempt: 1,
             previous: Duration::ZERO,
+            call: Call::new(&self.stats),
         }
     }
 }
@@ -249,16 +250,28 @@ pub struct Attempts<'a> {
     retry: &'a Retry,
     attempt: u32,
     previous: Duration,
+    /// Counts the call as cancelled if the loop is dropped before it ends.
+    call: Call<'a>,
+}
+
+/// What follows an attempt.
+pub(crate) enum Next<T, E> {
+    /// The loop is over.
+    Done(Result<T, E>),
+    /// Attempt again after the delay.
+    Again(Duration),
 }
 
 impl Attempts<'_> {
     /// The number of the attempt running now (1 for the first).
+    #[inline]
     pub fn attempt(&self) -> u32 {
         self.attempt
     }
 
     /// Ends the loop with `out`, or waits the next delay and asks for another attempt. `rejected` says
     /// the error is an open circuit breaker's rejection from the same stack: never retried.
+    #[inline]
     pub async fn settle<T, E, P>(
         &mut self,
         out: Result<T, E>,
@@ -268,30 +281,59 @@ impl Attempts<'_> {
     where
         P: Fn(&E) -> bool,
     {
-        let retry = self.retry;
-        let error = match out {
-            Ok(value) => {
-                retry.stats.add(Field::Successes);
-                return ControlFlow::Break(Ok(value));
+        match self.next(out, retryable, rejected) {
+            Next::Done(out) => ControlFlow::Break(out),
+            Next::Again(wait) => {
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+                ControlFlow::Continue(())
             }
-            Err(error) => error,
-        };
+        }
+    }
+
+    /// Decides what follows `out`, counting it; the caller waits the delay of [`Next::Again`].
+    #[inline]
+    pub(crate) fn next<T, E, P>(&mut self, out: Result<T, E>, retryable: &P, rejected: bool) -> Next<T, E>
+    where
+        P: Fn(&E) -> bool,
+    {
+        match out {
+            Ok(value) => Next::Done(Ok(self.next_ok(value))),
+            Err(error) => self.failed(error, retryable, rejected),
+        }
+    }
+
+    /// Counts the success that ends the loop.
+    #[inline]
+    pub(crate) fn next_ok<T>(&mut self, value: T) -> T {
+        self.call.end(Field::Successes);
+        value
+    }
+
+    /// The slow path of [`next`](Self::next), kept out of line so that the success path stays small.
+    #[cold]
+    fn failed<T, E, P>(&mut self, error: E, retryable: &P, rejected: bool) -> Next<T, E>
+    where
+        P: Fn(&E) -> bool,
+    {
+        let retry = self.retry;
         let attempt = self.attempt;
         if rejected {
             retry.stats.add(Field::Rejections);
-            retry.stats.add(Field::Failures);
+            self.call.end(Field::Failures);
             tracing::debug!(target: "reliability", function = %retry.name, attempt, "not retrying: the circuit breaker is open");
-            return ControlFlow::Break(Err(error));
+            return Next::Done(Err(error));
         }
         if !retryable(&error) {
-            retry.stats.add(Field::Failures);
+            self.call.end(Field::Failures);
             tracing::debug!(target: "reliability", function = %retry.name, attempt, "not retrying: `when` rejected the error");
-            return ControlFlow::Break(Err(error));
+            return Next::Done(Err(error));
         }
         if attempt >= retry.policy.max_attempts {
-            retry.stats.add(Field::Failures);
+            self.call.end(Field::Failures);
             tracing::warn!(target: "reliability", function = %retry.name, attempt, "retries exhausted");
-            return ControlFlow::Break(Err(error));
+            return Next::Done(Err(error));
         }
         drop(error);
         let wait = retry.policy.schedule.delay(attempt, self.previous);
@@ -306,9 +348,6 @@ impl Attempts<'_> {
             delay = ?wait,
             "attempt failed; retrying"
         );
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-        ControlFlow::Continue(())
+        Next::Again(wait)
     }
 }

@@ -1,18 +1,23 @@
-//! Counters kept by every policy, sharded so that threads do not write one shared cache line.
+//! Counters kept by every policy: each thread writes its own copy, readers add them up.
+//!
+//! A call moves a counter with a plain load and store on memory that only the calling thread
+//! writes: no read-modify-write instruction and no cache line shared between threads on the hot
+//! path. A snapshot sums the copies of every thread that ever used the policy (a thread's copy
+//! outlives it and is reused by the next thread that gets its id).
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use thread_local::ThreadLocal;
 
 use crate::registry::PolicyKind;
 
-const SHARDS: usize = 8;
+const FIELDS: usize = 10;
 
-/// One cache line per shard.
+/// One thread's counters, on cache lines of their own.
 #[repr(align(64))]
 #[derive(Default)]
-struct Shard([AtomicU64; FIELDS]);
-
-const FIELDS: usize = 9;
+struct Local([AtomicU64; FIELDS]);
 
 /// The counters a policy can move. Not every policy moves every counter.
 #[derive(Clone, Copy, Debug)]
@@ -27,21 +32,26 @@ pub(crate) enum Field {
     Hits,
     Misses,
     Openings,
+    /// Calls dropped before they ended (retry, timeout), so that their `calls` can be counted as the
+    /// sum of how calls ended: one counter write per call instead of two.
+    Cancelled,
 }
 
-fn shard_index() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
-    }
-    INDEX.try_with(|i| *i).unwrap_or(0)
+impl Field {
+    /// How a call of a policy whose `calls` is a sum can end.
+    const ENDS: [Field; 4] = [
+        Field::Successes,
+        Field::Failures,
+        Field::Timeouts,
+        Field::Cancelled,
+    ];
 }
 
 /// The live counters of one named policy.
 pub(crate) struct Stats {
     pub(crate) kind: PolicyKind,
     pub(crate) name: Arc<str>,
-    shards: [Shard; SHARDS],
+    local: ThreadLocal<Local>,
     /// Calls served by each fallback target, in declaration order.
     targets: Mutex<Vec<(String, u64)>>,
 }
@@ -51,21 +61,54 @@ impl Stats {
         Self {
             kind,
             name,
-            shards: Default::default(),
+            local: ThreadLocal::new(),
             targets: Mutex::new(Vec::new()),
         }
     }
 
+    /// Adds one to `field` for this thread.
     #[inline]
     pub(crate) fn add(&self, field: Field) {
-        self.shards[shard_index()].0[field as usize].fetch_add(1, Ordering::Relaxed);
+        // Only this thread writes its copy, so a load and a store cannot lose an update; readers
+        // on other threads see either value.
+        let local = match self.local.get() {
+            Some(local) => local,
+            None => self.first_use(),
+        };
+        let counter = &local.0[field as usize];
+        counter.store(
+            counter.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
     }
 
+    /// This thread's copy, made on its first count.
+    #[cold]
+    fn first_use(&self) -> &Local {
+        self.local.get_or_default()
+    }
+
+    /// The sum over every thread. Retry and timeout count a call when it ends ([`Call`]), so their
+    /// `calls` is the sum of the ways a call ends, and does not include calls still running; a
+    /// cache's `calls` is `hits + misses`.
     pub(crate) fn get(&self, field: Field) -> u64 {
-        self.shards
+        match (field, self.kind) {
+            (Field::Calls, PolicyKind::Retry | PolicyKind::Timeout) => Field::ENDS
+                .iter()
+                .map(|&end| self.sum(end))
+                .fold(0, u64::wrapping_add),
+            (Field::Calls, PolicyKind::Cache) => {
+                self.sum(Field::Hits).wrapping_add(self.sum(Field::Misses))
+            }
+            _ => self.sum(field),
+        }
+    }
+
+    fn sum(&self, field: Field) -> u64 {
+        self.local
             .iter()
-            .map(|s| s.0[field as usize].load(Ordering::Relaxed))
-            .sum()
+            .map(|l| l.0[field as usize].load(Ordering::Relaxed))
+            .fold(0, u64::wrapping_add)
     }
 
     /// Makes sure every target has a row, so a snapshot lists targets that never served.
@@ -100,5 +143,39 @@ impl std::fmt::Debug for Stats {
             .field("kind", &self.kind)
             .field("name", &self.name)
             .finish_non_exhaustive()
+    }
+}
+
+/// One running call of a policy that counts a call when it ends: [`end`](Self::end) counts how it
+/// ended; dropped without that (cancelled, or unwound by a panic), it counts as cancelled.
+#[derive(Debug)]
+pub(crate) struct Call<'a> {
+    stats: &'a Stats,
+    ended: bool,
+}
+
+impl<'a> Call<'a> {
+    #[inline]
+    pub(crate) fn new(stats: &'a Stats) -> Self {
+        Call {
+            stats,
+            ended: false,
+        }
+    }
+
+    /// Counts the end of the call as `how`.
+    #[inline]
+    pub(crate) fn end(&mut self, how: Field) {
+        self.ended = true;
+        self.stats.add(how);
+    }
+}
+
+impl Drop for Call<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if !self.ended {
+            self.stats.add(Field::Cancelled);
+        }
     }
 }

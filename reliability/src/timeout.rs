@@ -1,14 +1,14 @@
 //! Timeout: bound the time of the layer below and drop it when the deadline passes.
 
 use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
 use crate::error::{ConfigError, Error};
 use crate::registry::{PolicyKind, registry};
-use crate::stats::{Field, Stats};
+use crate::stats::{Call, Field, Stats};
 
 /// A named deadline whose counters are in the [`registry`](crate::registry()).
 ///
@@ -66,33 +66,66 @@ impl Timeout {
         F: Future<Output = Result<T, E>>,
         E: From<Error>,
     {
-        self.run_attempt(fut, 1).await
+        self.run_attempt(fut, 1, E::from).await
     }
 
-    pub(crate) async fn run_attempt<T, E, F>(&self, fut: F, attempt: u32) -> Result<T, E>
+    /// Runs attempt number `attempt` of a call; `convert` makes the error of an expired deadline.
+    #[inline]
+    pub(crate) async fn run_attempt<T, E, F>(
+        &self,
+        fut: F,
+        attempt: u32,
+        convert: impl FnOnce(Error) -> E,
+    ) -> Result<T, E>
     where
         F: Future<Output = Result<T, E>>,
-        E: From<Error>,
     {
-        self.stats.add(Field::Calls);
+        let mut call = Call::new(&self.stats);
         let mut fut = pin!(fut);
-        let first = poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
-        let out = match first {
+        // No timer while the inner future completes on its first poll: most calls never pay for one.
+        let out = match poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
             Poll::Ready(out) => out,
-            Poll::Pending => match tokio::time::timeout(self.after, fut).await {
-                Ok(out) => out,
-                Err(_) => {
-                    self.stats.add(Field::Timeouts);
+            Poll::Pending => match self.armed(fut).await {
+                Some(out) => out,
+                None => {
+                    call.end(Field::Timeouts);
                     tracing::warn!(target: "reliability", function = %self.name, attempt, after = ?self.after, "call timed out");
-                    return Err(E::from(Error::Timeout { after: self.after }));
+                    return Err(convert(Error::Timeout { after: self.after }));
                 }
             },
         };
-        self.stats.add(if out.is_ok() {
+        call.end(if out.is_ok() {
             Field::Successes
         } else {
             Field::Failures
         });
         out
+    }
+
+    /// Waits for `fut`, which has just returned `Pending` once, for at most `after`; `None` when the
+    /// deadline passed first.
+    ///
+    /// Each poll looks at the timer before the inner future, so an inner future that uses up the
+    /// task's cooperative budget cannot keep the deadline from being seen; when both are ready the
+    /// inner future's output wins. The inner future is not polled again in the poll that armed
+    /// the timer (it has just said `Pending`).
+    async fn armed<O, F>(&self, mut fut: Pin<&mut F>) -> Option<O>
+    where
+        F: Future<Output = O>,
+    {
+        let mut sleep = pin!(tokio::time::sleep(self.after));
+        let mut armed_now = true;
+        poll_fn(|cx| {
+            let expired = sleep.as_mut().poll(cx).is_ready();
+            if std::mem::take(&mut armed_now) && !expired {
+                return Poll::Pending;
+            }
+            match fut.as_mut().poll(cx) {
+                Poll::Ready(out) => Poll::Ready(Some(out)),
+                Poll::Pending if expired => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
     }
 }

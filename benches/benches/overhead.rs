@@ -1,0 +1,435 @@
+//! The cost of each policy on one thread, beside the floor (a bare `async fn` call), a hand-written
+//! equivalent and the peers doing the same job, all in one run so that every ratio is taken from
+//! figures measured side by side. Every body is ready at once unless the group says otherwise.
+//!
+//! `cargo bench -p benches --bench overhead [-- GROUP]`; the figures are in BENCHMARKS.md.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hint::black_box;
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+use backon::Retryable;
+use benches::{
+    Attempts, BenchError, BenchResult, HandBreaker, alt, down, flaky, hand_retry, runtime, slow,
+    work,
+};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
+use failsafe::futures::CircuitBreaker as _;
+use reliability::{cached, circuit_breaker, fallback, retry, timeout};
+use tokio::runtime::Runtime;
+use tower::{Service, ServiceBuilder, ServiceExt};
+
+const SECS_30: Duration = Duration::from_secs(30);
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// Measures `f(7)`, awaited on `rt`, as `id` in `group`.
+fn bench<F, Fut>(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, id: &str, mut f: F)
+where
+    F: FnMut(u64) -> Fut,
+    Fut: Future,
+{
+    group.bench_function(id, |b| b.to_async(rt).iter(|| f(black_box(7))));
+}
+
+// ---------------------------------------------------------------------------------------------
+// retry
+
+#[retry(max = 3)]
+async fn ours_retry(x: u64) -> BenchResult {
+    work(x).await
+}
+
+#[retry(max = 3, delay = 0)]
+async fn ours_retry_flaky(x: u64) -> BenchResult {
+    flaky(x).await
+}
+
+fn retry_group(c: &mut Criterion, rt: &Runtime) {
+    let ours_type = reliability::Retry::new("bench.retry.type", reliability::RetryPolicy::DEFAULT);
+    let tower_retry = ServiceBuilder::new().retry(Attempts(3)).service_fn(work);
+
+    let mut g = c.benchmark_group("retry/ok");
+    bench(&mut g, rt, "floor", work);
+    bench(&mut g, rt, "hand-written", |x| {
+        hand_retry(3, Duration::from_secs(1), move || work(x))
+    });
+    bench(&mut g, rt, "ours", ours_retry);
+    bench(&mut g, rt, "ours (Retry::run)", |x| {
+        ours_type.run(move || work(x))
+    });
+    bench(&mut g, rt, "tower", |x| tower_retry.clone().oneshot(x));
+    bench(&mut g, rt, "backon", |x| {
+        (move || work(x)).retry(backon::ExponentialBuilder::default())
+    });
+    bench(&mut g, rt, "tokio-retry", |x| {
+        let strategy = tokio_retry::strategy::ExponentialBackoff::from_millis(10).take(2);
+        tokio_retry::Retry::start(strategy, move || work(x))
+    });
+    bench(&mut g, rt, "tokio-retry2", |x| {
+        use tokio_retry2::MapErr;
+        let strategy = tokio_retry2::strategy::ExponentialBackoff::from_millis(10).take(2);
+        tokio_retry2::Retry::spawn(strategy, move || async move {
+            work(x).await.map_transient_err()
+        })
+    });
+    g.finish();
+
+    let ours_type_now = reliability::Retry::new(
+        "bench.retry.type_now",
+        reliability::RetryPolicy::builder()
+            .delay(Duration::ZERO)
+            .build()
+            .unwrap_or_default(),
+    );
+    let mut g = c.benchmark_group("retry/fail_once");
+    bench(&mut g, rt, "floor", |x| async move {
+        match flaky(x).await {
+            Err(_) => flaky(x).await,
+            ok => ok,
+        }
+    });
+    bench(&mut g, rt, "hand-written", |x| {
+        hand_retry(3, Duration::ZERO, move || flaky(x))
+    });
+    bench(&mut g, rt, "ours", ours_retry_flaky);
+    bench(&mut g, rt, "ours (Retry::run)", |x| {
+        ours_type_now.run(move || flaky(x))
+    });
+    let tower_flaky = ServiceBuilder::new().retry(Attempts(3)).service_fn(flaky);
+    bench(&mut g, rt, "tower", |x| tower_flaky.clone().oneshot(x));
+    bench(&mut g, rt, "backon", |x| {
+        (move || flaky(x))
+            .retry(backon::ExponentialBuilder::default().with_min_delay(Duration::ZERO))
+    });
+    bench(&mut g, rt, "tokio-retry", |x| {
+        let strategy = tokio_retry::strategy::FixedInterval::from_millis(0).take(2);
+        tokio_retry::Retry::start(strategy, move || flaky(x))
+    });
+    bench(&mut g, rt, "tokio-retry2", |x| {
+        use tokio_retry2::MapErr;
+        let strategy = tokio_retry2::strategy::FixedInterval::from_millis(0).take(2);
+        tokio_retry2::Retry::spawn(strategy, move || async move {
+            flaky(x).await.map_transient_err()
+        })
+    });
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// timeout
+
+#[timeout(secs = 30)]
+async fn ours_timeout(x: u64) -> BenchResult {
+    work(x).await
+}
+
+#[timeout(secs = 30)]
+async fn ours_timeout_slow(x: u64) -> BenchResult {
+    slow(x).await
+}
+
+fn timeout_group(c: &mut Criterion, rt: &Runtime) {
+    let ours_type =
+        reliability::Timeout::new("bench.timeout.type", SECS_30).unwrap_or_else(|e| panic!("{e}"));
+    let tower_timeout = ServiceBuilder::new().timeout(SECS_30).service_fn(work);
+    let tower_slow = ServiceBuilder::new().timeout(SECS_30).service_fn(slow);
+
+    let mut g = c.benchmark_group("timeout/ready");
+    bench(&mut g, rt, "floor", work);
+    bench(&mut g, rt, "tokio::time::timeout", |x| {
+        tokio::time::timeout(SECS_30, work(x))
+    });
+    bench(&mut g, rt, "ours", ours_timeout);
+    bench(&mut g, rt, "ours (Timeout::run)", |x| {
+        ours_type.run(work(x))
+    });
+    bench(&mut g, rt, "tower", |x| tower_timeout.clone().oneshot(x));
+    g.finish();
+
+    let mut g = c.benchmark_group("timeout/pending");
+    bench(&mut g, rt, "floor", slow);
+    bench(&mut g, rt, "tokio::time::timeout", |x| {
+        tokio::time::timeout(SECS_30, slow(x))
+    });
+    bench(&mut g, rt, "ours", ours_timeout_slow);
+    bench(&mut g, rt, "ours (Timeout::run)", |x| {
+        ours_type.run(slow(x))
+    });
+    bench(&mut g, rt, "tower", |x| tower_slow.clone().oneshot(x));
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// circuit breaker
+
+#[circuit_breaker(name = "bench.breaker.closed")]
+async fn ours_breaker(x: u64) -> BenchResult {
+    work(x).await
+}
+
+#[circuit_breaker(name = "bench.breaker.open", failure_threshold = 1, cooldown = 3600)]
+async fn ours_breaker_open(x: u64) -> BenchResult {
+    down(x).await
+}
+
+fn breaker_group(c: &mut Criterion, rt: &Runtime) {
+    let hand = HandBreaker::new(5, Duration::from_secs(60));
+    let ours_type = reliability::CircuitBreaker::builder("bench.breaker.type")
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let recloser = recloser::AsyncRecloser::from(
+        recloser::Recloser::custom()
+            .open_wait(Duration::from_secs(60))
+            .build(),
+    );
+    let failsafe = failsafe::Config::new()
+        .failure_policy(failsafe::failure_policy::consecutive_failures(
+            5,
+            failsafe::backoff::constant(Duration::from_secs(60)),
+        ))
+        .build();
+
+    let mut g = c.benchmark_group("breaker/closed");
+    bench(&mut g, rt, "floor", work);
+    bench(&mut g, rt, "hand-written", |x| hand.call(work(x)));
+    bench(&mut g, rt, "ours", ours_breaker);
+    bench(&mut g, rt, "ours (CircuitBreaker::call)", |x| {
+        ours_type.call(work(x))
+    });
+    bench(&mut g, rt, "recloser", |x| recloser.call(work(x)));
+    bench(&mut g, rt, "failsafe", |x| failsafe.call(work(x)));
+    g.finish();
+
+    // Open every breaker: one failure for those with a threshold of one, enough for the others.
+    let hand_open = HandBreaker::new(1, HOUR);
+    let ours_type_open = reliability::CircuitBreaker::builder("bench.breaker.type_open")
+        .failure_threshold(1)
+        .cooldown(HOUR)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let recloser_open = recloser::AsyncRecloser::from(
+        recloser::Recloser::custom()
+            .closed_len(1)
+            .open_wait(HOUR)
+            .build(),
+    );
+    let failsafe_open = failsafe::Config::new()
+        .failure_policy(failsafe::failure_policy::consecutive_failures(
+            1,
+            failsafe::backoff::constant(HOUR),
+        ))
+        .build();
+    rt.block_on(async {
+        for _ in 0..3 {
+            let _ = hand_open.call(down(0)).await;
+            let _ = ours_breaker_open(0).await;
+            let _ = ours_type_open.call(down(0)).await;
+            let _ = recloser_open.call(down(0)).await;
+            let _ = failsafe_open.call(down(0)).await;
+        }
+        let open = [
+            matches!(
+                hand_open.call(work(0)).await,
+                Err(BenchError::Reliability(_))
+            ),
+            matches!(ours_breaker_open(0).await, Err(BenchError::Reliability(_))),
+            matches!(
+                ours_type_open.call(work(0)).await,
+                Err(BenchError::Reliability(_))
+            ),
+            matches!(
+                recloser_open.call(work(0)).await,
+                Err(recloser::Error::Rejected)
+            ),
+            matches!(
+                failsafe_open.call(work(0)).await,
+                Err(failsafe::Error::Rejected)
+            ),
+        ];
+        assert_eq!(
+            open, [true; 5],
+            "every breaker of breaker/open must be open"
+        );
+    });
+
+    let mut g = c.benchmark_group("breaker/open");
+    bench(&mut g, rt, "floor", down);
+    bench(&mut g, rt, "hand-written", |x| hand_open.call(down(x)));
+    bench(&mut g, rt, "ours", ours_breaker_open);
+    bench(&mut g, rt, "ours (CircuitBreaker::call)", |x| {
+        ours_type_open.call(down(x))
+    });
+    bench(&mut g, rt, "recloser", |x| recloser_open.call(down(x)));
+    bench(&mut g, rt, "failsafe", |x| failsafe_open.call(down(x)));
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// fallback
+
+#[fallback(alt)]
+async fn ours_fallback(x: u64) -> BenchResult {
+    work(x).await
+}
+
+#[fallback(alt)]
+async fn ours_fallback_down(x: u64) -> BenchResult {
+    down(x).await
+}
+
+async fn hand_fallback<F: Future<Output = BenchResult>>(primary: F, x: u64) -> BenchResult {
+    match primary.await {
+        Ok(v) => Ok(v),
+        Err(_) => alt(x).await,
+    }
+}
+
+fn fallback_group(c: &mut Criterion, rt: &Runtime) {
+    let mut g = c.benchmark_group("fallback/primary_ok");
+    bench(&mut g, rt, "floor", work);
+    bench(&mut g, rt, "hand-written", |x| hand_fallback(work(x), x));
+    bench(&mut g, rt, "ours", ours_fallback);
+    g.finish();
+
+    let mut g = c.benchmark_group("fallback/primary_fails");
+    bench(&mut g, rt, "floor", |x| async move {
+        let _ = down(x).await;
+        alt(x).await
+    });
+    bench(&mut g, rt, "hand-written", |x| hand_fallback(down(x), x));
+    bench(&mut g, rt, "ours", ours_fallback_down);
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// the recommended stack, without the cache
+
+#[fallback(alt)]
+#[retry(max = 3)]
+#[circuit_breaker(name = "bench.stack")]
+#[timeout(secs = 30)]
+async fn ours_stack(x: u64) -> BenchResult {
+    work(x).await
+}
+
+fn stack_group(c: &mut Criterion, rt: &Runtime) {
+    let hand = HandBreaker::new(5, Duration::from_secs(60));
+    let hand_t = HandBreaker::new(5, Duration::from_secs(60));
+    let tower_stack = ServiceBuilder::new()
+        .retry(Attempts(3))
+        .timeout(SECS_30)
+        .service_fn(work);
+
+    let mut g = c.benchmark_group("stack/ok");
+    bench(&mut g, rt, "floor", work);
+    bench(&mut g, rt, "hand-written, no timeout", |x| {
+        let hand = &hand;
+        hand_fallback(
+            hand_retry(3, Duration::from_secs(1), move || hand.call(work(x))),
+            x,
+        )
+    });
+    bench(&mut g, rt, "hand-written", |x| {
+        let hand = &hand_t;
+        hand_fallback(
+            hand_retry(3, Duration::from_secs(1), move || {
+                hand.call(async move {
+                    tokio::time::timeout(SECS_30, work(x))
+                        .await
+                        .unwrap_or_else(|_| Err(BenchError::Service))
+                })
+            }),
+            x,
+        )
+    });
+    bench(&mut g, rt, "ours", ours_stack);
+    bench(&mut g, rt, "tower retry+timeout", |x| {
+        let mut svc = tower_stack.clone();
+        async move { svc.ready().await?.call(x).await }
+    });
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// cache hit
+
+#[cached(max_size = 10_000)]
+async fn ours_cached(x: u64) -> u64 {
+    x.wrapping_add(1)
+}
+
+#[cached::macros::cached(max_size = 10_000)]
+async fn cached_cached(x: u64) -> u64 {
+    x.wrapping_add(1)
+}
+
+#[cached::macros::concurrent_cached(max_size = 10_000)]
+async fn cached_concurrent(x: u64) -> u64 {
+    x.wrapping_add(1)
+}
+
+static MUTEX_MAP: LazyLock<Mutex<HashMap<u64, u64>>> = LazyLock::new(Default::default);
+
+async fn mutex_map(x: u64) -> u64 {
+    let hit = MUTEX_MAP
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&x)
+        .copied();
+    match hit {
+        Some(v) => v,
+        None => {
+            let v = x.wrapping_add(1);
+            MUTEX_MAP
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(x, v);
+            v
+        }
+    }
+}
+
+fn cache_group(c: &mut Criterion, rt: &Runtime) {
+    let moka_future = moka::future::Cache::<u64, u64>::new(10_000);
+    let moka_sync = moka::sync::Cache::<u64, u64>::new(10_000);
+    rt.block_on(async {
+        moka_future.insert(7, 8).await;
+        moka_sync.insert(7, 8);
+        ours_cached(7).await;
+        cached_cached(7).await;
+        cached_concurrent(7).await;
+        mutex_map(7).await;
+    });
+
+    let mut g = c.benchmark_group("cache/hit");
+    bench(&mut g, rt, "floor", |x| async move { x.wrapping_add(1) });
+    bench(&mut g, rt, "Mutex<HashMap>", mutex_map);
+    bench(&mut g, rt, "ours", ours_cached);
+    bench(&mut g, rt, "moka future get", |x| {
+        let cache = &moka_future;
+        async move { cache.get(&x).await }
+    });
+    bench(&mut g, rt, "moka sync get", |x| {
+        let cache = &moka_sync;
+        async move { cache.get(&x) }
+    });
+    bench(&mut g, rt, "cached #[cached]", cached_cached);
+    bench(&mut g, rt, "cached #[concurrent_cached]", cached_concurrent);
+    g.finish();
+}
+
+fn all(c: &mut Criterion) {
+    let rt = runtime();
+    retry_group(c, &rt);
+    timeout_group(c, &rt);
+    breaker_group(c, &rt);
+    fallback_group(c, &rt);
+    stack_group(c, &rt);
+    cache_group(c, &rt);
+}
+
+criterion_group!(overhead, all);
+criterion_main!(overhead);

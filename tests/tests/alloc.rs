@@ -1,0 +1,120 @@
+//! No heap allocation per call on the happy path of every policy and of the recommended stack
+//! without a cache, counted exactly by a counting global allocator.
+//!
+//! This file is a test binary of its own with a single test, so nothing else allocates while it
+//! counts. The first call of a policy registers it (that allocates), so each case is warmed up
+//! before counting.
+
+use std::future::Future;
+use std::time::Duration;
+
+use reliability::{circuit_breaker, fallback, retry, timeout};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
+
+/// The policies' own error serves as the functions' error type.
+type AppError = reliability::Error;
+
+async fn body(x: u64) -> Result<u64, AppError> {
+    Ok(x + 1)
+}
+
+async fn canned(x: u64) -> Result<u64, AppError> {
+    Ok(x)
+}
+
+#[retry(max = 3)]
+async fn with_retry(x: u64) -> Result<u64, AppError> {
+    body(x).await
+}
+
+#[timeout(secs = 30)]
+async fn with_timeout(x: u64) -> Result<u64, AppError> {
+    body(x).await
+}
+
+#[circuit_breaker(name = "alloc.breaker")]
+async fn with_breaker(x: u64) -> Result<u64, AppError> {
+    body(x).await
+}
+
+#[fallback(canned)]
+async fn with_fallback(x: u64) -> Result<u64, AppError> {
+    body(x).await
+}
+
+#[fallback(canned)]
+#[retry(max = 3)]
+#[circuit_breaker(name = "alloc.stack")]
+#[timeout(secs = 30)]
+async fn full_stack(x: u64) -> Result<u64, AppError> {
+    body(x).await
+}
+
+/// Heap allocations made by `calls` calls of `f`, after ten calls to warm it up.
+async fn allocations<F, Fut>(calls: u64, mut f: F) -> usize
+where
+    F: FnMut(u64) -> Fut,
+    Fut: Future<Output = Result<u64, AppError>>,
+{
+    for x in 0..10 {
+        assert_eq!(f(x).await.ok(), Some(x + 1), "the happy path must succeed");
+    }
+    let region = Region::new(GLOBAL);
+    for x in 0..calls {
+        std::hint::black_box(f(x).await).ok();
+    }
+    let change = region.change();
+    change.allocations + change.reallocations
+}
+
+#[test]
+fn the_happy_path_does_not_allocate() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // The counter counts: one boxed value is one allocation.
+        let region = Region::new(GLOBAL);
+        std::hint::black_box(Box::new(7_u64));
+        assert_eq!(region.change().allocations, 1);
+
+        let retry = reliability::Retry::new("alloc.retry.type", Default::default());
+        let timeout = reliability::Timeout::new("alloc.timeout.type", Duration::from_secs(30))
+            .unwrap();
+        let breaker = reliability::CircuitBreaker::builder("alloc.breaker.type")
+            .build()
+            .unwrap();
+        let fallback = reliability::Fallback::new("alloc.fallback.type", &["canned"]);
+
+        let counts = [
+            ("#[retry]", allocations(1000, with_retry).await),
+            ("#[timeout]", allocations(1000, with_timeout).await),
+            ("#[circuit_breaker]", allocations(1000, with_breaker).await),
+            ("#[fallback]", allocations(1000, with_fallback).await),
+            ("full stack", allocations(1000, full_stack).await),
+            (
+                "Retry::run",
+                allocations(1000, |x| retry.run(move || body(x))).await,
+            ),
+            (
+                "Timeout::run",
+                allocations(1000, |x| timeout.run(body(x))).await,
+            ),
+            (
+                "CircuitBreaker::call",
+                allocations(1000, |x| breaker.call(body(x))).await,
+            ),
+            (
+                "Fallback::run",
+                allocations(1000, |x| fallback.run(body(x), move |_| canned(x))).await,
+            ),
+        ];
+        for (what, count) in counts {
+            assert_eq!(count, 0, "{what} allocated {count} times in 1000 calls");
+        }
+    });
+}
