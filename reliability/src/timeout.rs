@@ -113,7 +113,9 @@ impl Timeout {
     where
         F: Future<Output = O>,
     {
-        let mut sleep = pin!(tokio::time::sleep(self.after));
+        // Boxed: the timer is made only for calls that wait, and a call that does not wait should not
+        // carry (and move through every layer above) room for one.
+        let mut sleep = Box::pin(tokio::time::sleep(self.after));
         let mut armed_now = true;
         poll_fn(|cx| {
             let expired = sleep.as_mut().poll(cx).is_ready();
