@@ -166,7 +166,7 @@ pub(crate) fn expand(function: Function, layers: Vec<Layer>, uses: TokenStream) 
                 lets.push(predicate(&l.breaker_when, &config.when));
                 let (ctx, when) = (&l.ctx, &l.breaker_when);
                 let convert = convert(ret, ret_span);
-                quote!(::reliability::__private::circuit_breaker(__RELIABILITY_BREAKER.get(&#name), &#ctx, &#when, #convert, #fut))
+                quote!(::reliability::__private::circuit_breaker(__RELIABILITY_BREAKER.get(&#name), &#name, &#ctx, &#when, #convert, #fut))
             }
             Layer::Retry(config) => {
                 statics.push(retry_static(config));

@@ -19,7 +19,7 @@ pub use crate::retry::RetryPolicy;
 pub use core::time::Duration;
 
 use crate::cache::Cache;
-use crate::circuit_breaker::CircuitBreaker;
+use crate::circuit_breaker::{Caller, CircuitBreaker};
 use crate::error::Error;
 use crate::fallback::Fallback;
 use crate::registry::registry;
@@ -367,6 +367,7 @@ impl BreakerSlot {
 /// Runs `fut` through `breaker`, counting errors for which `counts` is true as failures.
 pub async fn circuit_breaker<T, E, F, P>(
     breaker: &CircuitBreaker,
+    name: NameFn<'_>,
     ctx: &StackCtx,
     counts: &P,
     convert: Convert<E>,
@@ -376,7 +377,11 @@ where
     F: Future<Output = Result<T, E>>,
     P: Fn(&E) -> bool,
 {
-    let permit = match breaker.acquire(ctx.attempt()) {
+    let caller = Caller {
+        function: Some(name),
+        attempt: ctx.attempt(),
+    };
+    let permit = match breaker.acquire_for(caller) {
         Ok(permit) => permit,
         Err(rejection) => {
             ctx.rejected.store(true, Ordering::Relaxed);

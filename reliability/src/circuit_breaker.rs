@@ -420,18 +420,37 @@ impl CircuitBreaker {
     /// Asks to run one call. `Err` is the rejection; the permit records the outcome, and when dropped
     /// unrecorded (cancellation, panic) counts as neither success nor failure.
     pub(crate) fn acquire(&self, attempt: u32) -> Result<Permit<'_>, Error> {
+        self.acquire_for(Caller {
+            function: None,
+            attempt,
+        })
+    }
+
+    /// [`acquire`](Self::acquire) for a function's stack, whose name goes into the events.
+    pub(crate) fn acquire_for<'a>(&'a self, caller: Caller<'a>) -> Result<Permit<'a>, Error> {
         let inner = &*self.inner;
         inner.stats.add(Field::Calls);
-        match inner.admit() {
-            Ok(trial) => Ok(Permit { inner, trial }),
-            Err(retry_after) => Err(self.reject(attempt, retry_after)),
+        match inner.admit(&caller) {
+            Ok(trial) => Ok(Permit {
+                inner,
+                trial,
+                caller,
+            }),
+            Err(retry_after) => Err(self.reject(&caller, retry_after)),
         }
     }
 
-    fn reject(&self, attempt: u32, retry_after: Duration) -> Error {
+    fn reject(&self, caller: &Caller<'_>, retry_after: Duration) -> Error {
         let inner = &*self.inner;
         inner.stats.add(Field::Rejections);
-        tracing::debug!(target: "reliability", breaker = %inner.name, attempt, ?retry_after, "circuit breaker rejected a call");
+        tracing::debug!(
+            target: "reliability",
+            breaker = %inner.name,
+            function = %caller,
+            attempt = caller.attempt,
+            ?retry_after,
+            "circuit breaker rejected a call"
+        );
         Error::CircuitOpen {
             name: inner.name.clone(),
             retry_after,
@@ -463,7 +482,7 @@ impl Inner {
 
     /// `Ok(None)` for an ordinary call, `Ok(Some(generation))` for a trial, `Err(retry_after)` for a
     /// rejection.
-    fn admit(&self) -> Result<Option<u64>, Duration> {
+    fn admit(&self, caller: &Caller<'_>) -> Result<Option<u64>, Duration> {
         let state = self.state.load(Ordering::Acquire);
         if state == CLOSED {
             return Ok(None);
@@ -477,7 +496,7 @@ impl Inner {
         }
         let mut core = self.lock();
         let (admission, moved) = core.admit(&self.config, now);
-        self.moved(&core, moved);
+        self.moved(&core, moved, caller);
         drop(core);
         match admission {
             Admission::Call => Ok(None),
@@ -488,7 +507,7 @@ impl Inner {
 
     /// Publishes a transition of `core` (called with its lock held): the mirrors, the failure count,
     /// the `openings` counter and the event.
-    fn moved(&self, core: &Core, moved: Option<CircuitState>) {
+    fn moved(&self, core: &Core, moved: Option<CircuitState>, caller: &Caller<'_>) {
         let Some(to) = moved else { return };
         match to {
             CircuitState::Open => {
@@ -499,22 +518,52 @@ impl Inner {
                 tracing::warn!(
                     target: "reliability",
                     breaker = %self.name,
+                    function = %caller,
+                    attempt = caller.attempt,
                     cooldown = ?self.config.cooldown,
                     "circuit breaker opened"
                 );
             }
             CircuitState::HalfOpen => {
                 self.state.store(HALF_OPEN, Ordering::Release);
-                tracing::info!(target: "reliability", breaker = %self.name, "circuit breaker half-open: letting trial calls through");
+                tracing::info!(
+                    target: "reliability",
+                    breaker = %self.name,
+                    function = %caller,
+                    attempt = caller.attempt,
+                    "circuit breaker half-open: letting trial calls through"
+                );
             }
             CircuitState::Closed => {
                 self.failures.store(0, Ordering::Release);
                 self.state.store(CLOSED, Ordering::Release);
-                tracing::info!(target: "reliability", breaker = %self.name, "circuit breaker closed");
+                tracing::info!(
+                    target: "reliability",
+                    breaker = %self.name,
+                    function = %caller,
+                    attempt = caller.attempt,
+                    "circuit breaker closed"
+                );
             }
         }
         #[cfg(all(test, reliability_loom))]
         self.transitions.lock().unwrap().push(to);
+    }
+}
+
+/// Who is calling through a breaker, for its events: the function (named lazily, only when an
+/// event is recorded) and the attempt number.
+pub(crate) struct Caller<'a> {
+    pub(crate) function: Option<&'a (dyn Fn() -> String + Send + Sync)>,
+    pub(crate) attempt: u32,
+}
+
+impl std::fmt::Display for Caller<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.function {
+            Some(name) => f.write_str(&name()),
+            None => f.write_str("-"),
+        }
     }
 }
 
@@ -523,6 +572,7 @@ pub(crate) struct Permit<'a> {
     inner: &'a Inner,
     /// `Some(generation)` for a half-open trial.
     trial: Option<u64>,
+    caller: Caller<'a>,
 }
 
 impl Permit<'_> {
@@ -538,7 +588,7 @@ impl Permit<'_> {
             Some(generation) => {
                 let mut core = inner.lock();
                 let moved = core.trial_succeeded(&inner.config, generation);
-                inner.moved(&core, moved);
+                inner.moved(&core, moved, &self.caller);
             }
         }
     }
@@ -559,7 +609,7 @@ impl Permit<'_> {
                     // Checked again under the lock: a success may have reset the count meanwhile.
                     if inner.failures.load(Ordering::Acquire) >= threshold {
                         let moved = core.failures_reached(&inner.config, now);
-                        inner.moved(&core, moved);
+                        inner.moved(&core, moved, &self.caller);
                     }
                 }
             }
@@ -567,7 +617,7 @@ impl Permit<'_> {
                 let now = inner.clock.now();
                 let mut core = inner.lock();
                 let moved = core.trial_failed(&inner.config, generation, now);
-                inner.moved(&core, moved);
+                inner.moved(&core, moved, &self.caller);
             }
         }
     }

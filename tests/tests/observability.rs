@@ -154,6 +154,31 @@ async fn breaker(fail: bool) -> Result<(), AppError> {
     }
 }
 
+#[circuit_breaker(name = "observability.shared", failure_threshold = 1, cooldown = 10)]
+async fn shared_breaker_user() -> Result<(), AppError> {
+    Err(AppError::Status(500))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_named_breaker_events_name_the_function_that_called() {
+    let (recorder, _guard) = Recorder::install();
+    shared_breaker_user().await.unwrap_err();
+    shared_breaker_user().await.unwrap_err();
+    let events = recorder.take("observability.shared");
+    assert_eq!(
+        messages(&events),
+        ["circuit breaker opened", "circuit breaker rejected a call"]
+    );
+    for event in &events {
+        assert_eq!(event.field("breaker"), Some("observability.shared"));
+        assert_eq!(
+            event.field("function"),
+            Some("observability::shared_breaker_user")
+        );
+        assert_eq!(event.field("attempt"), Some("1"));
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn breaker_transitions_and_rejections_are_events() {
     let (recorder, _guard) = Recorder::install();
