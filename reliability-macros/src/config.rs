@@ -86,43 +86,60 @@ fn retry(opts: &Options, errors: &mut Errors) -> RetryConfig {
         when: opts.get("when").cloned(),
     };
     if let Some(expr) = opts.get("max")
-        && let Some(max) = errors.take(options::integer_u32("max", expr)) {
-            if max == 0 {
-                errors.push(at(expr, "`max` counts every attempt, the first included, so it must be at least 1 (`max = 1` disables retries)"));
-            }
-            config.max = max;
+        && let Some(max) = errors.take(options::integer_u32("max", expr))
+    {
+        if max == 0 {
+            errors.push(at(expr, "`max` counts every attempt, the first included, so it must be at least 1 (`max = 1` disables retries)"));
         }
+        config.max = max;
+    }
     if let Some(expr) = opts.get("backoff")
         && let Some(backoff) = errors.take(options::choice(
             "backoff",
             expr,
             &["fixed", "linear", "exponential"],
-            &[("constant", "fixed"), ("exp", "exponential"), ("expo", "exponential"), ("exponent", "exponential")],
-        )) {
-            config.backoff = backoff;
-        }
+            &[
+                ("constant", "fixed"),
+                ("exp", "exponential"),
+                ("expo", "exponential"),
+                ("exponent", "exponential"),
+            ],
+        ))
+    {
+        config.backoff = backoff;
+    }
     if let Some(expr) = opts.get("jitter")
         && let Some(jitter) = errors.take(options::choice(
             "jitter",
             expr,
             &["none", "full", "equal", "decorrelated"],
-            &[("random", "full"), ("true", "full"), ("false", "none"), ("off", "none"), ("no", "none"), ("half", "equal")],
-        )) {
-            config.jitter = jitter;
-        }
+            &[
+                ("random", "full"),
+                ("true", "full"),
+                ("false", "none"),
+                ("off", "none"),
+                ("no", "none"),
+                ("half", "equal"),
+            ],
+        ))
+    {
+        config.jitter = jitter;
+    }
     if let Some(expr) = opts.get("delay")
-        && let Some(delay) = errors.take(options::duration("delay", expr)) {
-            config.delay = delay;
-        }
+        && let Some(delay) = errors.take(options::duration("delay", expr))
+    {
+        config.delay = delay;
+    }
     let mut max_delay_given = false;
     if let Some(expr) = opts.get("max_delay")
-        && let Some(max_delay) = errors.take(options::duration("max_delay", expr)) {
-            if max_delay == 0 {
-                errors.push(at(expr, "`max_delay` must be longer than zero"));
-            }
-            config.max_delay = max_delay;
-            max_delay_given = true;
+        && let Some(max_delay) = errors.take(options::duration("max_delay", expr))
+    {
+        if max_delay == 0 {
+            errors.push(at(expr, "`max_delay` must be longer than zero"));
         }
+        config.max_delay = max_delay;
+        max_delay_given = true;
+    }
     if config.delay > config.max_delay {
         let message = if max_delay_given {
             "`delay` is longer than `max_delay`; every wait is capped at `max_delay`, so make `delay` shorter or `max_delay` longer"
@@ -135,21 +152,22 @@ fn retry(opts: &Options, errors: &mut Errors) -> RetryConfig {
         }
     }
     if let Some(expr) = opts.get("multiplier")
-        && let Some(multiplier) = errors.take(options::number("multiplier", expr)) {
-            if !(multiplier.is_finite() && multiplier > 1.0) {
-                errors.push(at(
-                    expr,
-                    "`multiplier` must be above 1.0 (for equal waits use `backoff = \"fixed\"`)",
-                ));
-            }
-            if config.backoff != "exponential" {
-                errors.push(at(
+        && let Some(multiplier) = errors.take(options::number("multiplier", expr))
+    {
+        if !(multiplier.is_finite() && multiplier > 1.0) {
+            errors.push(at(
+                expr,
+                "`multiplier` must be above 1.0 (for equal waits use `backoff = \"fixed\"`)",
+            ));
+        }
+        if config.backoff != "exponential" {
+            errors.push(at(
                     expr,
                     format!("`multiplier` applies only to `backoff = \"exponential\"`, and this retry uses `backoff = \"{}\"`", config.backoff),
                 ));
-            }
-            config.multiplier = multiplier;
         }
+        config.multiplier = multiplier;
+    }
     config
 }
 
@@ -197,20 +215,22 @@ fn breaker(opts: &Options, errors: &mut Errors) -> BreakerConfig {
         ("success_threshold", &mut config.success_threshold),
     ] {
         if let Some(expr) = opts.get(key)
-            && let Some(value) = errors.take(options::integer_u32(key, expr)) {
-                if value == 0 {
-                    errors.push(at(expr, format!("`{key}` must be at least 1")));
-                }
-                *slot = value;
+            && let Some(value) = errors.take(options::integer_u32(key, expr))
+        {
+            if value == 0 {
+                errors.push(at(expr, format!("`{key}` must be at least 1")));
             }
+            *slot = value;
+        }
     }
     if let Some(expr) = opts.get("cooldown")
-        && let Some(cooldown) = errors.take(options::duration("cooldown", expr)) {
-            if cooldown == 0 {
-                errors.push(at(expr, "`cooldown` must be longer than zero"));
-            }
-            config.cooldown = cooldown;
+        && let Some(cooldown) = errors.take(options::duration("cooldown", expr))
+    {
+        if cooldown == 0 {
+            errors.push(at(expr, "`cooldown` must be longer than zero"));
         }
+        config.cooldown = cooldown;
+    }
     config
 }
 
@@ -224,20 +244,22 @@ fn cache(opts: &Options, errors: &mut Errors) -> CacheConfig {
     };
     for (key, slot) in [("ttl", &mut config.ttl), ("tti", &mut config.tti)] {
         if let Some(expr) = opts.get(key)
-            && let Some(value) = errors.take(options::duration(key, expr)) {
-                if value == 0 {
-                    errors.push(at(expr, format!("`{key}` must be longer than zero (leave it out to keep entries until evicted)")));
-                }
-                *slot = Some(value);
+            && let Some(value) = errors.take(options::duration(key, expr))
+        {
+            if value == 0 {
+                errors.push(at(expr, format!("`{key}` must be longer than zero (leave it out to keep entries until evicted)")));
             }
+            *slot = Some(value);
+        }
     }
     if let Some(expr) = opts.get("max_size")
-        && let Some(max_size) = errors.take(options::integer("max_size", expr)) {
-            if max_size == 0 {
-                errors.push(at(expr, "`max_size` must be at least 1"));
-            }
-            config.max_size = max_size;
+        && let Some(max_size) = errors.take(options::integer("max_size", expr))
+    {
+        if max_size == 0 {
+            errors.push(at(expr, "`max_size` must be at least 1"));
         }
+        config.max_size = max_size;
+    }
     if let Some(expr) = opts.get("name") {
         config.name = errors.take(options::name("name", expr));
     }
