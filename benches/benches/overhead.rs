@@ -339,7 +339,7 @@ fn stack_group(c: &mut Criterion, rt: &Runtime) {
                 hand.call(async move {
                     tokio::time::timeout(SECS_30, work(x))
                         .await
-                        .unwrap_or_else(|_| Err(BenchError::Service))
+                        .unwrap_or(Err(BenchError::Service))
                 })
             }),
             x,

@@ -59,7 +59,7 @@ thread_local! {
 pub async fn flaky(x: u64) -> BenchResult {
     let n = FLAKY_CALLS.get();
     FLAKY_CALLS.set(n.wrapping_add(1));
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         Err(BenchError::Service)
     } else {
         Ok(x.wrapping_add(1))

@@ -6,6 +6,7 @@
 
 use std::future::{Future, IntoFuture};
 use std::hash::Hash;
+use std::marker::PhantomData;
 use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -19,7 +20,7 @@ pub use crate::retry::RetryPolicy;
 pub use core::time::Duration;
 
 use crate::cache::Cache;
-use crate::circuit_breaker::{Caller, CircuitBreaker};
+use crate::circuit_breaker::{Caller, CircuitBreaker, Permit};
 use crate::error::Error;
 use crate::fallback::Fallback;
 use crate::registry::registry;
@@ -318,19 +319,16 @@ impl TimeoutSlot {
     }
 }
 
-/// Runs `fut` under `timeout`. Not an `async fn`: the future is the policy's own, so the body's
-/// future is not moved through one more layer.
+/// Runs `fut` under `timeout`; the future is the policy's own, which polls `fut` in place.
 #[inline]
 pub fn timeout<'a, T, E, F>(
     timeout: &'a Timeout,
     ctx: &StackCtx,
     convert: Convert<E>,
     fut: F,
-) -> impl Future<Output = Result<T, E>> + 'a
+) -> impl Future<Output = Result<T, E>> + use<'a, T, E, F>
 where
-    F: Future<Output = Result<T, E>> + 'a,
-    T: 'a,
-    E: 'a,
+    F: Future<Output = Result<T, E>>,
 {
     // The attempt is known when the future is made: the retry loop above numbers it first.
     timeout.run_attempt(fut, ctx.attempt(), convert)
@@ -365,35 +363,76 @@ impl BreakerSlot {
 }
 
 /// Runs `fut` through `breaker`, counting errors for which `counts` is true as failures.
-pub async fn circuit_breaker<T, E, F, P>(
-    breaker: &CircuitBreaker,
-    name: NameFn<'_>,
+#[inline]
+pub fn circuit_breaker<'a, T, E, F, P>(
+    breaker: &'a CircuitBreaker,
+    name: NameFn<'a>,
     ctx: &StackCtx,
-    counts: &P,
+    counts: &'a P,
     convert: Convert<E>,
     fut: F,
-) -> Result<T, E>
+) -> BreakerCall<'a, T, E, F, P>
 where
     F: Future<Output = Result<T, E>>,
     P: Fn(&E) -> bool,
 {
+    // Asked when the future is made, which is when the layer above awaits it.
     let caller = Caller {
         function: Some(name),
         attempt: ctx.attempt(),
     };
-    let permit = match breaker.acquire_for(caller) {
-        Ok(permit) => permit,
+    let (permit, rejected) = match breaker.acquire_for(caller) {
+        Ok(permit) => (Some(permit), None),
         Err(rejection) => {
             ctx.rejected.store(true, Ordering::Relaxed);
-            return Err(convert(rejection));
+            (None, Some(convert(rejection)))
         }
     };
-    let out = fut.await;
-    match &out {
-        Err(e) if counts(e) => permit.failure(),
-        _ => permit.success(),
+    BreakerCall {
+        fut,
+        permit,
+        rejected,
+        counts,
+        out: PhantomData,
     }
-    out
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`circuit_breaker`]: the layer below, polled in place under a permit, or the
+    /// rejection.
+    pub struct BreakerCall<'a, T, E, F, P> {
+        #[pin]
+        fut: F,
+        permit: Option<Permit<'a>>,
+        rejected: Option<E>,
+        counts: &'a P,
+        out: PhantomData<fn() -> T>,
+    }
+}
+
+impl<T, E, F, P> Future for BreakerCall<'_, T, E, F, P>
+where
+    F: Future<Output = Result<T, E>>,
+    P: Fn(&E) -> bool,
+{
+    type Output = Result<T, E>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Some(rejection) = this.rejected.take() {
+            return Poll::Ready(Err(rejection));
+        }
+        let out = std::task::ready!(this.fut.poll(cx));
+        // A permit dropped unrecorded (cancelled, or polled again) counts as neither.
+        if let Some(permit) = this.permit.take() {
+            match &out {
+                Err(e) if (this.counts)(e) => permit.failure(),
+                _ => permit.success(),
+            }
+        }
+        Poll::Ready(out)
+    }
 }
 
 /// A `static` holding one cache layer: one cache per key and value type (so a generic function has

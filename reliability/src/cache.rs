@@ -120,7 +120,8 @@ impl CacheBuilder {
 
 #[derive(Clone)]
 struct Stored<V> {
-    value: V,
+    /// Shared by moka's entry and every thread's copy of it, so a copy costs no memory of its own.
+    value: Arc<V>,
     /// Insertion time on the `tokio` clock, kept when a `ttl` is set.
     born: Option<Instant>,
     /// Cleared when moka removes this entry (evicted, expired, replaced or invalidated), so that the
@@ -131,9 +132,17 @@ struct Stored<V> {
 /// Most entries one thread's front holds for one cache.
 const FRONT_CAPACITY: u64 = 1024;
 
-/// One hit in this many served by a front is also looked up in moka, so that moka's eviction policy
-/// (frequency and recency) keeps seeing the entries that are read.
-const FRONT_SAMPLE: u32 = 64;
+/// One lookup in this many skips the front and reads moka, so that moka's eviction policy (frequency
+/// and recency) keeps seeing the entries that are read.
+const FRONT_SAMPLE: u32 = 256;
+
+/// Every thread's front of one cache.
+type Fronts<K, V> = ThreadLocal<Padded<RefCell<Front<K, V>>>>;
+
+/// A value on cache lines of its own: a thread's front is written on every hit (its borrow flag),
+/// and must not share a line with another thread's.
+#[repr(align(128))]
+struct Padded<T>(T);
 
 /// One thread's copies of entries it found in moka: hits answered here take no lock, write no shared
 /// memory and skip moka's read bookkeeping. moka stays the owner of every entry: a copy answers only
@@ -155,6 +164,13 @@ struct Front<K, V> {
 /// Expiry: `ttl` is checked on the `tokio` clock (so paused-time tests are exact) and also handed to
 /// moka, whose clock evicts entries in the background; `tti` is moka's alone.
 ///
+/// Hits: each thread keeps a small front of entries it found in moka (at most 1 024 keys, or
+/// `max_size` if smaller), so a repeated hit takes no lock and writes no shared memory. moka stays the
+/// owner: a front entry answers only while moka still holds it (eviction, expiry, replacement,
+/// [`invalidate`](Self::invalidate) and [`invalidate_all`](Self::invalidate_all) end it at once), and the
+/// value is shared with moka's entry through an `Arc`, not copied. One hit in 256 is read from moka so
+/// that its eviction policy keeps seeing what is used. Without a front (`tti` set) every hit reads moka.
+///
 /// ```
 /// use reliability::Cache;
 ///
@@ -165,11 +181,11 @@ struct Front<K, V> {
 /// assert_eq!((first, again), (Ok(4), Ok(4)));
 /// # }
 /// ```
-pub struct Cache<K: Send, V: Send> {
+pub struct Cache<K: Send, V: Send + Sync> {
     /// Hashed with foldhash, seeded per process: a fraction of SipHash's cost on every lookup.
     inner: moka::future::Cache<K, Stored<V>, foldhash::fast::RandomState>,
     /// Per-thread copies of live entries; `None` with a `tti`, which needs moka to see every read.
-    front: Option<ThreadLocal<RefCell<Front<K, V>>>>,
+    front: Option<Fronts<K, V>>,
     /// Moved on by [`invalidate_all`](Self::invalidate_all), which empties every front.
     epoch: AtomicU64,
     config: CacheConfig,
@@ -177,7 +193,7 @@ pub struct Cache<K: Send, V: Send> {
     stats: Arc<Stats>,
 }
 
-impl<K: Send, V: Send> std::fmt::Debug for Cache<K, V> {
+impl<K: Send, V: Send + Sync> std::fmt::Debug for Cache<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cache")
             .field("name", &self.name)
@@ -259,7 +275,7 @@ where
     pub fn invalidate_all(&self) {
         self.inner.invalidate_all();
         // After moka: a front copy made from an entry read before this line is refused by the epoch
-        // check in `to_front`, and one read after it cannot be an old entry.
+        // check in `keep_in_front`, and one read after it cannot be an old entry.
         self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
@@ -269,7 +285,9 @@ where
     }
 
     async fn fresh(&self, key: &K) -> Option<V> {
-        self.fresh_stored(key).await.map(|stored| stored.value)
+        self.fresh_stored(key)
+            .await
+            .map(|stored| V::clone(&stored.value))
     }
 
     async fn fresh_stored(&self, key: &K) -> Option<Stored<V>> {
@@ -287,39 +305,44 @@ where
         matches!((self.config.ttl, stored.born), (Some(ttl), Some(born)) if born.elapsed() >= ttl)
     }
 
-    /// The value of a live copy of `key` in this thread's front. Every [`FRONT_SAMPLE`]th hit is
+    /// The value of a live copy of `key` in this thread's front. One lookup in [`FRONT_SAMPLE`] is
     /// answered `None`, so that the caller reads moka and moka counts the read.
     #[inline]
-    fn from_front(&self, key: &K) -> Option<V> {
-        let cell = self.front.as_ref()?.get()?;
+    fn front_hit(&self, key: &K) -> Option<V> {
+        let cell = &self.front.as_ref()?.get()?.0;
         let mut front = cell.try_borrow_mut().ok()?;
         if front.epoch != self.epoch.load(Ordering::Acquire) {
             front.entries.clear();
             return None;
         }
+        front.hits = front.hits.wrapping_add(1);
+        let sampled = front.hits.is_multiple_of(FRONT_SAMPLE);
         let stored = front.entries.get(key)?;
         if !stored.live.load(Ordering::Acquire) || self.expired(stored) {
             front.entries.remove(key);
             return None;
         }
-        let value = stored.value.clone();
-        front.hits = front.hits.wrapping_add(1);
-        (front.hits % FRONT_SAMPLE != 0).then_some(value)
+        if sampled {
+            return None;
+        }
+        Some(V::clone(&stored.value))
     }
 
     /// Keeps a copy of `stored`, read from moka while the epoch was `epoch`, in this thread's front.
-    fn to_front(&self, key: &K, stored: &Stored<V>, epoch: u64)
+    fn keep_in_front(&self, key: &K, stored: &Stored<V>, epoch: u64)
     where
         K: Clone,
     {
         let Some(fronts) = &self.front else { return };
-        let cell = fronts.get_or(|| {
-            RefCell::new(Front {
-                epoch,
-                hits: 0,
-                entries: HashMap::default(),
+        let cell = &fronts
+            .get_or(|| {
+                Padded(RefCell::new(Front {
+                    epoch,
+                    hits: 0,
+                    entries: HashMap::default(),
+                }))
             })
-        });
+            .0;
         let Ok(mut front) = cell.try_borrow_mut() else {
             return;
         };
@@ -342,7 +365,7 @@ where
 
     fn store(&self, value: V) -> Stored<V> {
         Stored {
-            value,
+            value: Arc::new(value),
             born: self.config.ttl.map(|_| Instant::now()),
             live: Arc::new(AtomicBool::new(true)),
         }
@@ -356,7 +379,7 @@ where
     where
         K: Clone,
     {
-        if let Some(value) = self.from_front(key) {
+        if let Some(value) = self.front_hit(key) {
             self.stats.add(Field::Hits);
             tracing::debug!(target: "reliability", cache = %self.name, "cache hit");
             return Some(value);
@@ -364,9 +387,9 @@ where
         let epoch = self.epoch.load(Ordering::Acquire);
         let found = self.fresh_stored(key).await.map(|stored| {
             if stored.live.load(Ordering::Acquire) {
-                self.to_front(key, &stored, epoch);
+                self.keep_in_front(key, &stored, epoch);
             }
-            stored.value
+            V::clone(&stored.value)
         });
         if found.is_some() {
             self.stats.add(Field::Hits);
@@ -404,7 +427,12 @@ where
     /// The cached value for `key`, or the `Ok` of `fut`, stored if `keep()` says so once `fut` has
     /// finished (the attributes keep answers that no fallback served). Concurrent misses on one key run
     /// one `fut`; a caller that waited for a run that failed, or whose value was not kept, runs its own.
-    pub(crate) async fn get_or_run<E, F>(&self, key: K, fut: F, keep: &(dyn Fn() -> bool + Sync)) -> Result<V, E>
+    pub(crate) async fn get_or_run<E, F>(
+        &self,
+        key: K,
+        fut: F,
+        keep: &(dyn Fn() -> bool + Sync),
+    ) -> Result<V, E>
     where
         K: Clone,
         F: Future<Output = Result<V, E>>,
@@ -446,7 +474,7 @@ where
             })
             .await;
         let out = match shared {
-            Ok(stored) => Ok(stored.value),
+            Ok(stored) => Ok(V::clone(&stored.value)),
             Err(_) => match (failed, unkept) {
                 (Some(error), _) => Err(error),
                 (None, Some(value)) => {
@@ -465,7 +493,64 @@ where
                 },
             },
         };
-        self.stats.add(if out.is_ok() { Field::Successes } else { Field::Failures });
+        self.stats.add(if out.is_ok() {
+            Field::Successes
+        } else {
+            Field::Failures
+        });
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::Cache;
+
+    /// A call of the layer below, counted.
+    async fn run(runs: &AtomicU32, value: u32) -> Result<u32, ()> {
+        runs.fetch_add(1, Ordering::SeqCst);
+        Ok(value)
+    }
+
+    /// Hits that this thread's front answers must stop as soon as moka no longer has the entry,
+    /// whoever removed it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_removed_entry_is_not_answered_by_a_front() {
+        let cache: Cache<u32, u32> = Cache::builder("cache.front.removed").build().unwrap();
+        let runs = AtomicU32::new(0);
+        // One run, then hits: the first from moka (which leaves a copy in this thread's front),
+        // the next from the front.
+        let store_and_hit = |value: u32, expected_runs: u32| {
+            let (cache, runs) = (&cache, &runs);
+            async move {
+                for _ in 0..3 {
+                    assert_eq!(
+                        cache.get_or_try_insert(1, run(runs, value)).await,
+                        Ok(value)
+                    );
+                }
+                assert_eq!(runs.load(Ordering::SeqCst), expected_runs);
+            }
+        };
+        store_and_hit(10, 1).await;
+
+        cache.invalidate(&1).await;
+        store_and_hit(11, 2).await;
+
+        // Removed from another thread: this thread's copy must not answer either.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap()
+                    .block_on(cache.invalidate(&1));
+            });
+        });
+        store_and_hit(12, 3).await;
+
+        cache.invalidate_all();
+        store_and_hit(13, 4).await;
     }
 }

@@ -76,12 +76,14 @@ impl Fallback {
 
     /// Counts a call of the chain.
     #[doc(hidden)]
+    #[inline]
     pub fn enter(&self) {
         self.stats.add(Field::Calls);
     }
 
     /// Counts a success of the layer below.
     #[doc(hidden)]
+    #[inline]
     pub fn primary_ok<T>(&self, value: T) -> T {
         self.stats.add(Field::Successes);
         value

@@ -222,7 +222,8 @@ pub struct PolicyStats {
     pub kind: PolicyKind,
     /// Its registry name.
     pub name: String,
-    /// Calls that reached the policy.
+    /// Calls that reached the policy. Retry and timeout count a call when it ends (cancelled calls
+    /// included), so a call still running is not in their `calls` yet.
     pub calls: u64,
     /// Calls that ended in success at this layer.
     pub successes: u64,

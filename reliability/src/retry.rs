@@ -223,8 +223,13 @@ impl Retry {
         let mut attempts = self.attempts();
         loop {
             let out = attempt().await;
-            if let ControlFlow::Break(out) = attempts.settle(out, &retryable, false).await {
-                return out;
+            match attempts.next(out, &retryable, false) {
+                Next::Done(out) => return out,
+                Next::Again(wait) => {
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                }
             }
         }
     }
@@ -294,7 +299,12 @@ impl Attempts<'_> {
 
     /// Decides what follows `out`, counting it; the caller waits the delay of [`Next::Again`].
     #[inline]
-    pub(crate) fn next<T, E, P>(&mut self, out: Result<T, E>, retryable: &P, rejected: bool) -> Next<T, E>
+    pub(crate) fn next<T, E, P>(
+        &mut self,
+        out: Result<T, E>,
+        retryable: &P,
+        rejected: bool,
+    ) -> Next<T, E>
     where
         P: Fn(&E) -> bool,
     {

@@ -14,8 +14,9 @@ use crate::registry::PolicyKind;
 
 const FIELDS: usize = 10;
 
-/// One thread's counters, on cache lines of their own.
-#[repr(align(64))]
+/// One thread's counters, on cache lines of their own (128 bytes: the adjacent-line prefetcher of
+/// x86 pairs lines).
+#[repr(align(128))]
 #[derive(Default)]
 struct Local([AtomicU64; FIELDS]);
 
@@ -146,27 +147,53 @@ impl std::fmt::Debug for Stats {
     }
 }
 
-/// One running call of a policy that counts a call when it ends: [`end`](Self::end) counts how it
-/// ended; dropped without that (cancelled, or unwound by a panic), it counts as cancelled.
+/// One call of a policy that counts a call when it ends: [`end`](Self::end) counts how it ended;
+/// dropped while running without that (cancelled, or unwound by a panic), it counts as cancelled.
 #[derive(Debug)]
 pub(crate) struct Call<'a> {
     stats: &'a Stats,
-    ended: bool,
+    state: CallState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallState {
+    /// Made but not yet polled: dropping it counts nothing.
+    Idle,
+    Running,
+    Ended,
 }
 
 impl<'a> Call<'a> {
+    /// A call that is running already.
     #[inline]
     pub(crate) fn new(stats: &'a Stats) -> Self {
         Call {
             stats,
-            ended: false,
+            state: CallState::Running,
+        }
+    }
+
+    /// A call that counts only once [`run`](Self::run) says it started.
+    #[inline]
+    pub(crate) fn idle(stats: &'a Stats) -> Self {
+        Call {
+            stats,
+            state: CallState::Idle,
+        }
+    }
+
+    /// Marks the call started (its future was polled).
+    #[inline]
+    pub(crate) fn run(&mut self) {
+        if self.state == CallState::Idle {
+            self.state = CallState::Running;
         }
     }
 
     /// Counts the end of the call as `how`.
     #[inline]
     pub(crate) fn end(&mut self, how: Field) {
-        self.ended = true;
+        self.state = CallState::Ended;
         self.stats.add(how);
     }
 }
@@ -174,7 +201,7 @@ impl<'a> Call<'a> {
 impl Drop for Call<'_> {
     #[inline]
     fn drop(&mut self) {
-        if !self.ended {
+        if self.state == CallState::Running {
             self.stats.add(Field::Cancelled);
         }
     }

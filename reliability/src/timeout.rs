@@ -1,10 +1,12 @@
 //! Timeout: bound the time of the layer below and drop it when the deadline passes.
 
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use tokio::task::coop;
 
 use crate::error::{ConfigError, Error};
 use crate::registry::{PolicyKind, registry};
@@ -71,63 +73,146 @@ impl Timeout {
 
     /// Runs attempt number `attempt` of a call; `convert` makes the error of an expired deadline.
     #[inline]
-    pub(crate) async fn run_attempt<T, E, F>(
+    pub(crate) fn run_attempt<T, E, F, C>(
         &self,
         fut: F,
         attempt: u32,
-        convert: impl FnOnce(Error) -> E,
-    ) -> Result<T, E>
+        convert: C,
+    ) -> TimeoutCall<'_, F, C>
     where
         F: Future<Output = Result<T, E>>,
+        C: FnOnce(Error) -> E,
     {
-        let mut call = Call::new(&self.stats);
-        let mut fut = pin!(fut);
-        // No timer while the inner future completes on its first poll: most calls never pay for one.
-        let out = match poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
-            Poll::Ready(out) => out,
-            Poll::Pending => match self.armed(fut).await {
-                Some(out) => out,
-                None => {
-                    call.end(Field::Timeouts);
-                    tracing::warn!(target: "reliability", function = %self.name, attempt, after = ?self.after, "call timed out");
-                    return Err(convert(Error::Timeout { after: self.after }));
-                }
-            },
-        };
-        call.end(if out.is_ok() {
-            Field::Successes
-        } else {
-            Field::Failures
-        });
-        out
+        TimeoutCall {
+            fut,
+            sleep: None,
+            // Counted from its first poll: a future made but never polled (an open breaker above
+            // rejected the call) is not a call of this layer.
+            call: Call::idle(&self.stats),
+            timeout: self,
+            attempt,
+            convert: Some(convert),
+        }
     }
 
-    /// Waits for `fut`, which has just returned `Pending` once, for at most `after`; `None` when the
-    /// deadline passed first.
-    ///
-    /// Each poll looks at the timer before the inner future, so an inner future that uses up the
-    /// task's cooperative budget cannot keep the deadline from being seen; when both are ready the
-    /// inner future's output wins. The inner future is not polled again in the poll that armed
-    /// the timer (it has just said `Pending`).
-    async fn armed<O, F>(&self, mut fut: Pin<&mut F>) -> Option<O>
-    where
-        F: Future<Output = O>,
-    {
-        // Boxed: the timer is made only for calls that wait, and a call that does not wait should not
-        // carry (and move through every layer above) room for one.
-        let mut sleep = Box::pin(tokio::time::sleep(self.after));
-        let mut armed_now = true;
-        poll_fn(|cx| {
-            let expired = sleep.as_mut().poll(cx).is_ready();
-            if std::mem::take(&mut armed_now) && !expired {
-                return Poll::Pending;
+    #[cold]
+    fn expired(&self, attempt: u32, call: &mut Call<'_>) -> Error {
+        call.end(Field::Timeouts);
+        tracing::warn!(target: "reliability", function = %self.name, attempt, after = ?self.after, "call timed out");
+        Error::Timeout { after: self.after }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of one call under a [`Timeout`]: the inner future is polled in place, and no
+    /// timer exists until it first returns `Pending`.
+    pub(crate) struct TimeoutCall<'a, F, C> {
+        #[pin]
+        fut: F,
+        // Boxed: made only for calls that wait, so a call that does not wait does not carry (and
+        // move through every layer above) room for one.
+        sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+        call: Call<'a>,
+        timeout: &'a Timeout,
+        attempt: u32,
+        convert: Option<C>,
+    }
+}
+
+impl<T, E, F, C> Future for TimeoutCall<'_, F, C>
+where
+    F: Future<Output = Result<T, E>>,
+    C: FnOnce(Error) -> E,
+{
+    type Output = Result<T, E>;
+
+    /// The inner future first, then the timer, armed at the first `Pending`; when both are ready
+    /// the inner future's output wins. An inner future that uses up the task's cooperative budget
+    /// cannot keep the deadline from being seen: the timer is then polled unconstrained.
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        this.call.run();
+        // Only an armed call can have a deadline to miss, so only it looks at the task's budget.
+        let armed = this.sleep.is_some();
+        let had_budget = armed && coop::has_budget_remaining();
+        match this.fut.poll(cx) {
+            Poll::Ready(out) => {
+                this.call.end(if out.is_ok() {
+                    Field::Successes
+                } else {
+                    Field::Failures
+                });
+                return Poll::Ready(out);
             }
-            match fut.as_mut().poll(cx) {
-                Poll::Ready(out) => Poll::Ready(Some(out)),
-                Poll::Pending if expired => Poll::Ready(None),
-                Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                // The first `Pending` arms the timer: the deadline counts from here.
+                let after = this.timeout.after;
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+                let pending = if had_budget && !coop::has_budget_remaining() {
+                    // The inner future used up the task's budget: look at the timer all the same,
+                    // as tokio's own timeout does, or a busy inner future would never time out.
+                    pin!(coop::unconstrained(sleep.as_mut()))
+                        .poll(cx)
+                        .is_pending()
+                } else {
+                    sleep.as_mut().poll(cx).is_pending()
+                };
+                if pending {
+                    return Poll::Pending;
+                }
             }
-        })
-        .await
+        }
+        let error = this.timeout.expired(*this.attempt, this.call);
+        match this.convert.take() {
+            Some(convert) => Poll::Ready(Err(convert(error))),
+            // Polled again after it finished.
+            None => Poll::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use super::Timeout;
+    use crate::error::Error;
+
+    /// An inner future that uses up the task's cooperative budget on every poll must still time
+    /// out: the timer is then polled without the budget.
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn an_inner_future_that_exhausts_the_budget_still_times_out() {
+        let timeout = Timeout::new("timeout.busy", Duration::from_secs(1)).unwrap();
+        let gave_up = Arc::new(AtomicBool::new(false));
+        // Moves the paused clock while the busy task yields; gives up (and so fails the test rather
+        // than hanging it) after ten seconds.
+        let advancer = tokio::spawn({
+            let gave_up = gave_up.clone();
+            async move {
+                for _ in 0..100 {
+                    tokio::time::advance(Duration::from_millis(100)).await;
+                }
+                gave_up.store(true, Ordering::SeqCst);
+            }
+        });
+        let busy = async {
+            while !gave_up.load(Ordering::SeqCst) {
+                tokio::task::coop::consume_budget().await;
+            }
+            Ok::<(), Error>(())
+        };
+        let out = timeout.run(busy).await;
+        assert_eq!(
+            out,
+            Err(Error::Timeout {
+                after: Duration::from_secs(1)
+            })
+        );
+        advancer.abort();
     }
 }

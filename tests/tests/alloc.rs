@@ -83,8 +83,8 @@ fn the_happy_path_does_not_allocate() {
         assert_eq!(region.change().allocations, 1);
 
         let retry = reliability::Retry::new("alloc.retry.type", Default::default());
-        let timeout = reliability::Timeout::new("alloc.timeout.type", Duration::from_secs(30))
-            .unwrap();
+        let timeout =
+            reliability::Timeout::new("alloc.timeout.type", Duration::from_secs(30)).unwrap();
         let breaker = reliability::CircuitBreaker::builder("alloc.breaker.type")
             .build()
             .unwrap();
