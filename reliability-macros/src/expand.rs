@@ -149,7 +149,14 @@ pub(crate) fn expand(function: Function, layers: Vec<Layer>, uses: TokenStream) 
     let stack = quote!(::reliability::__private::stack::<#ret, _>);
     let mut fut = quote!(#stack(async { #(#rebind)* #(#stmts)* }));
 
+    // Retry and fallback are statements (a loop, early returns): `body` holds them until the next
+    // layer needs them as a future. The outermost layer's statements go straight into the function,
+    // without an async block of their own.
+    let mut body: Option<TokenStream> = None;
     for layer in layers.iter().rev() {
+        if let Some(statements) = body.take() {
+            fut = quote!(#stack(async { #statements }));
+        }
         fut = match layer {
             Layer::Timeout(config) => {
                 let slot = format_ident!("__RELIABILITY_TIMEOUT");
@@ -178,7 +185,7 @@ pub(crate) fn expand(function: Function, layers: Vec<Layer>, uses: TokenStream) 
                     retry_when,
                     ..
                 } = &l;
-                quote!(#stack(async {
+                body = Some(quote! {
                     let mut #attempts = ::reliability::__private::RetryLoop::new(__RELIABILITY_RETRY.get(&#name), &#ctx);
                     loop {
                         let #out = #fut.await;
@@ -186,7 +193,8 @@ pub(crate) fn expand(function: Function, layers: Vec<Layer>, uses: TokenStream) 
                             break #out;
                         }
                     }
-                }))
+                });
+                TokenStream::new()
             }
             Layer::Fallback(config) => {
                 let names = config.targets.iter().map(path_name);
@@ -195,7 +203,8 @@ pub(crate) fn expand(function: Function, layers: Vec<Layer>, uses: TokenStream) 
                         ::reliability::__private::FallbackSlot::new(&[#(#names),*]);
                 });
                 lets.push(predicate(&l.fallback_when, &config.when));
-                fallback(&function, config, &l, fut)
+                body = Some(fallback(&function, config, &l, fut));
+                TokenStream::new()
             }
             Layer::Cached(config) => {
                 statics.push(cache_static(config));
@@ -223,6 +232,10 @@ pub(crate) fn expand(function: Function, layers: Vec<Layer>, uses: TokenStream) 
         .filter(|a| matches!(a.style, AttrStyle::Outer));
     let vis = &function.item.vis;
     let sig = &function.item.sig;
+    let outer = match body {
+        Some(statements) => statements,
+        None => quote!(#fut.await),
+    };
     quote! {
         #(#attrs)*
         #vis #sig {
@@ -230,7 +243,7 @@ pub(crate) fn expand(function: Function, layers: Vec<Layer>, uses: TokenStream) 
             #uses
             #(#statics)*
             #(#lets)*
-            #fut.await
+            #outer
         }
     }
 }
@@ -398,7 +411,7 @@ fn fallback(
             }
         }
     });
-    quote!(::reliability::__private::stack::<#ret, _>(async {
+    quote! {
         let #fallback = __RELIABILITY_FALLBACK.get(&#name);
         #fallback.enter();
         let #error = match #fut.await {
@@ -409,5 +422,5 @@ fn fallback(
             return ::core::result::Result::Err(#error);
         }
         #(#steps)*
-    }))
+    }
 }
