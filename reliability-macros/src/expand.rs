@@ -18,16 +18,17 @@
 //!     let name = || P::fn_name(module_path!(), "f");
 //!     let ctx = P::StackCtx::new();
 //!     let retry_when = P::predicate::<<Result<T, E> as P::IsResult>::Err, _>(P::always);
-//!     P::stack::<Result<T, E>, _>(async {
-//!         let mut attempts = P::RetryLoop::new(__RELIABILITY_RETRY.get(&name), &ctx);
-//!         loop {
-//!             let out = P::timeout(__RELIABILITY_TIMEOUT.get(&name), &ctx,
-//!                 P::stack::<Result<T, E>, _>(async { let q = P::clone_arg(&q); BODY })).await;
-//!             if let Break(out) = attempts.settle(out, &retry_when).await { break out; }
-//!         }
-//!     }).await
+//!     let mut attempts = P::RetryLoop::new(__RELIABILITY_RETRY.get(&name), &ctx);
+//!     loop {
+//!         let out = P::timeout(__RELIABILITY_TIMEOUT.get(&name), &ctx, /* E::from */,
+//!             P::stack::<Result<T, E>, _>(async { let q = P::clone_arg(&q); BODY })).await;
+//!         if let Break(out) = attempts.settle(out, &retry_when).await { break out; }
+//!     }
 //! }
 //! ```
+//!
+//! A retry or fallback that is not the outermost layer is wrapped in
+//! `P::stack::<Result<T, E>, _>(async { ... })` so the layer above can hold it as a future.
 
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
