@@ -427,6 +427,7 @@ impl CircuitBreaker {
     }
 
     /// [`acquire`](Self::acquire) for a function's stack, whose name goes into the events.
+    #[inline]
     pub(crate) fn acquire_for<'a>(&'a self, caller: Caller<'a>) -> Result<Permit<'a>, Error> {
         let inner = &*self.inner;
         inner.stats.add(Field::Calls);
@@ -482,11 +483,19 @@ impl Inner {
 
     /// `Ok(None)` for an ordinary call, `Ok(Some(generation))` for a trial, `Err(retry_after)` for a
     /// rejection.
+    #[inline]
     fn admit(&self, caller: &Caller<'_>) -> Result<Option<u64>, Duration> {
         let state = self.state.load(Ordering::Acquire);
         if state == CLOSED {
             return Ok(None);
         }
+        self.admit_slow(state, caller)
+    }
+
+    /// [`admit`](Self::admit) while open or half-open: reads the clock, may take the lock.
+    #[cold]
+    #[inline(never)]
+    fn admit_slow(&self, state: u8, caller: &Caller<'_>) -> Result<Option<u64>, Duration> {
         let now = self.clock.now();
         if state == OPEN {
             let until = self.open_until.load(Ordering::Acquire);
@@ -576,6 +585,7 @@ pub(crate) struct Permit<'a> {
 }
 
 impl Permit<'_> {
+    #[inline]
     pub(crate) fn success(mut self) {
         let inner = self.inner;
         inner.stats.add(Field::Successes);
