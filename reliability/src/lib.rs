@@ -67,7 +67,7 @@ pub use circuit_breaker::{BreakerConfig, CircuitBreaker, CircuitBreakerBuilder, 
 pub use error::{ConfigError, Error};
 pub use fallback::Fallback;
 pub use registry::{PolicyKind, PolicyStats, Registry, Snapshot, registry};
-pub use retry::{Attempts, Retry, RetryPolicy, RetryPolicyBuilder};
+pub use retry::{Retry, RetryPolicy, RetryPolicyBuilder};
 pub use timeout::Timeout;
 
 pub use reliability_macros::{cached, circuit_breaker, fallback, retry, timeout};

@@ -1,7 +1,6 @@
 //! Retry: run the call again after a failure, waiting a growing, jittered delay between attempts.
 
 use std::future::Future;
-use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -235,9 +234,8 @@ impl Retry {
     }
 
     /// The state of one call's attempt loop.
-    #[doc(hidden)]
     #[inline]
-    pub fn attempts(&self) -> Attempts<'_> {
+    pub(crate) fn attempts(&self) -> Attempts<'_> {
         Attempts {
             retry: self,
             attempt: 1,
@@ -247,11 +245,10 @@ impl Retry {
     }
 }
 
-/// The attempt loop of one call: after each attempt, [`settle`](Self::settle) decides whether to wait
-/// and go again.
-#[doc(hidden)]
+/// The attempt loop of one call: after each attempt, [`next`](Self::next) decides whether to wait and
+/// go again.
 #[derive(Debug)]
-pub struct Attempts<'a> {
+pub(crate) struct Attempts<'a> {
     retry: &'a Retry,
     attempt: u32,
     previous: Duration,
@@ -270,31 +267,8 @@ pub(crate) enum Next<T, E> {
 impl Attempts<'_> {
     /// The number of the attempt running now (1 for the first).
     #[inline]
-    pub fn attempt(&self) -> u32 {
+    pub(crate) fn attempt(&self) -> u32 {
         self.attempt
-    }
-
-    /// Ends the loop with `out`, or waits the next delay and asks for another attempt. `rejected` says
-    /// the error is an open circuit breaker's rejection from the same stack: never retried.
-    #[inline]
-    pub async fn settle<T, E, P>(
-        &mut self,
-        out: Result<T, E>,
-        retryable: &P,
-        rejected: bool,
-    ) -> ControlFlow<Result<T, E>>
-    where
-        P: Fn(&E) -> bool,
-    {
-        match self.next(out, retryable, rejected) {
-            Next::Done(out) => ControlFlow::Break(out),
-            Next::Again(wait) => {
-                if !wait.is_zero() {
-                    tokio::time::sleep(wait).await;
-                }
-                ControlFlow::Continue(())
-            }
-        }
     }
 
     /// Decides what follows `out`, counting it; the caller waits the delay of [`Next::Again`].
