@@ -11,7 +11,10 @@ use std::hint::black_box;
 use std::sync::{Barrier, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use benches::{Attempts, BenchError, BenchResult, HandBreaker, alt, hand_retry, runtime, work};
+use benches::{
+    Attempts, BenchError, BenchResult, HandBreaker, alt, failsafe_breaker, hand_retry,
+    recloser_breaker, runtime, work,
+};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use failsafe::futures::CircuitBreaker as _;
@@ -79,17 +82,8 @@ fn breaker_group(c: &mut Criterion) {
     let ours_type = reliability::CircuitBreaker::builder("contention.breaker.type")
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
-    let recloser = recloser::AsyncRecloser::from(
-        recloser::Recloser::custom()
-            .open_wait(Duration::from_secs(60))
-            .build(),
-    );
-    let failsafe = failsafe::Config::new()
-        .failure_policy(failsafe::failure_policy::consecutive_failures(
-            5,
-            failsafe::backoff::constant(Duration::from_secs(60)),
-        ))
-        .build();
+    let recloser = recloser_breaker(None, Duration::from_secs(60));
+    let failsafe = failsafe_breaker(5, Duration::from_secs(60));
 
     let mut g = c.benchmark_group("contention/breaker");
     bench(&mut g, "floor", work);

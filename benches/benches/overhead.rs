@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use backon::Retryable;
 use benches::{
-    Attempts, BenchError, BenchResult, HandBreaker, alt, down, flaky, hand_retry, runtime, slow,
-    work,
+    Attempts, BenchError, BenchResult, HandBreaker, alt, down, failsafe_breaker, flaky, hand_retry,
+    recloser_breaker, runtime, slow, work,
 };
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
@@ -180,17 +180,8 @@ fn breaker_group(c: &mut Criterion, rt: &Runtime) {
     let ours_type = reliability::CircuitBreaker::builder("bench.breaker.type")
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
-    let recloser = recloser::AsyncRecloser::from(
-        recloser::Recloser::custom()
-            .open_wait(Duration::from_secs(60))
-            .build(),
-    );
-    let failsafe = failsafe::Config::new()
-        .failure_policy(failsafe::failure_policy::consecutive_failures(
-            5,
-            failsafe::backoff::constant(Duration::from_secs(60)),
-        ))
-        .build();
+    let recloser = recloser_breaker(None, Duration::from_secs(60));
+    let failsafe = failsafe_breaker(5, Duration::from_secs(60));
 
     let mut g = c.benchmark_group("breaker/closed");
     bench(&mut g, rt, "floor", work);
@@ -210,18 +201,8 @@ fn breaker_group(c: &mut Criterion, rt: &Runtime) {
         .cooldown(HOUR)
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
-    let recloser_open = recloser::AsyncRecloser::from(
-        recloser::Recloser::custom()
-            .closed_len(1)
-            .open_wait(HOUR)
-            .build(),
-    );
-    let failsafe_open = failsafe::Config::new()
-        .failure_policy(failsafe::failure_policy::consecutive_failures(
-            1,
-            failsafe::backoff::constant(HOUR),
-        ))
-        .build();
+    let recloser_open = recloser_breaker(Some(1), HOUR);
+    let failsafe_open = failsafe_breaker(1, HOUR);
     rt.block_on(async {
         for _ in 0..3 {
             let _ = hand_open.call(down(0)).await;

@@ -206,3 +206,30 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .build()
         .unwrap_or_else(|e| panic!("cannot start a tokio runtime: {e}"))
 }
+
+/// recloser's breaker as the groups set it up: `open_wait` open, opening on a ring of `closed_len`
+/// calls (recloser's default ring when `None`).
+pub fn recloser_breaker(closed_len: Option<usize>, open_wait: Duration) -> recloser::AsyncRecloser {
+    let builder = recloser::Recloser::custom().open_wait(open_wait);
+    let builder = match closed_len {
+        Some(len) => builder.closed_len(len),
+        None => builder,
+    };
+    recloser::AsyncRecloser::from(builder.build())
+}
+
+/// failsafe's breaker: opens after `failures` consecutive failures, for `open_for`.
+pub fn failsafe_breaker(
+    failures: u32,
+    open_for: Duration,
+) -> failsafe::StateMachine<
+    failsafe::failure_policy::ConsecutiveFailures<failsafe::backoff::Constant>,
+    (),
+> {
+    failsafe::Config::new()
+        .failure_policy(failsafe::failure_policy::consecutive_failures(
+            failures,
+            failsafe::backoff::constant(open_for),
+        ))
+        .build()
+}
