@@ -8,12 +8,72 @@ use crate::options::{self, Errors, Options, at, missing};
 
 pub(crate) struct RetryConfig {
     pub(crate) max: u32,
-    pub(crate) backoff: &'static str,
+    pub(crate) backoff: Backoff,
     pub(crate) delay: u64,
     pub(crate) max_delay: u64,
     pub(crate) multiplier: f64,
-    pub(crate) jitter: &'static str,
+    pub(crate) jitter: Jitter,
     pub(crate) when: Option<Expr>,
+}
+
+/// `backoff = "..."`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backoff {
+    Fixed,
+    Linear,
+    Exponential,
+}
+
+impl Backoff {
+    const CHOICES: [(&'static str, Backoff); 3] = [
+        ("fixed", Backoff::Fixed),
+        ("linear", Backoff::Linear),
+        ("exponential", Backoff::Exponential),
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Backoff::Fixed => "fixed",
+            Backoff::Linear => "linear",
+            Backoff::Exponential => "exponential",
+        }
+    }
+}
+
+/// `jitter = "..."`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Jitter {
+    None,
+    Full,
+    Equal,
+    Decorrelated,
+}
+
+impl Jitter {
+    const CHOICES: [(&'static str, Jitter); 4] = [
+        ("none", Jitter::None),
+        ("full", Jitter::Full),
+        ("equal", Jitter::Equal),
+        ("decorrelated", Jitter::Decorrelated),
+    ];
+
+    /// The runtime's variant of the same name.
+    pub(crate) fn variant(self) -> &'static str {
+        match self {
+            Jitter::None => "None",
+            Jitter::Full => "Full",
+            Jitter::Equal => "Equal",
+            Jitter::Decorrelated => "Decorrelated",
+        }
+    }
+}
+
+/// The value of `choices` named `name` (a name `options::choice` accepted).
+fn pick<T: Copy>(choices: &[(&'static str, T)], name: &str, default: T) -> T {
+    choices
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(default, |(_, value)| *value)
 }
 
 pub(crate) struct TimeoutConfig {
@@ -78,11 +138,11 @@ impl Errors {
 fn retry(opts: &Options, errors: &mut Errors) -> RetryConfig {
     let mut config = RetryConfig {
         max: 3,
-        backoff: "exponential",
+        backoff: Backoff::Exponential,
         delay: SECOND,
         max_delay: 30 * SECOND,
         multiplier: 2.0,
-        jitter: "full",
+        jitter: Jitter::Full,
         when: opts.get("when").cloned(),
     };
     if let Some(expr) = opts.get("max")
@@ -97,7 +157,7 @@ fn retry(opts: &Options, errors: &mut Errors) -> RetryConfig {
         && let Some(backoff) = errors.take(options::choice(
             "backoff",
             expr,
-            &["fixed", "linear", "exponential"],
+            &Backoff::CHOICES.map(|(name, _)| name),
             &[
                 ("constant", "fixed"),
                 ("exp", "exponential"),
@@ -106,13 +166,13 @@ fn retry(opts: &Options, errors: &mut Errors) -> RetryConfig {
             ],
         ))
     {
-        config.backoff = backoff;
+        config.backoff = pick(&Backoff::CHOICES, backoff, Backoff::Exponential);
     }
     if let Some(expr) = opts.get("jitter")
         && let Some(jitter) = errors.take(options::choice(
             "jitter",
             expr,
-            &["none", "full", "equal", "decorrelated"],
+            &Jitter::CHOICES.map(|(name, _)| name),
             &[
                 ("random", "full"),
                 ("true", "full"),
@@ -123,7 +183,7 @@ fn retry(opts: &Options, errors: &mut Errors) -> RetryConfig {
             ],
         ))
     {
-        config.jitter = jitter;
+        config.jitter = pick(&Jitter::CHOICES, jitter, Jitter::Full);
     }
     if let Some(expr) = opts.get("delay")
         && let Some(delay) = errors.take(options::duration("delay", expr))
@@ -160,10 +220,10 @@ fn retry(opts: &Options, errors: &mut Errors) -> RetryConfig {
                 "`multiplier` must be above 1.0 (for equal waits use `backoff = \"fixed\"`)",
             ));
         }
-        if config.backoff != "exponential" {
+        if config.backoff != Backoff::Exponential {
             errors.push(at(
                     expr,
-                    format!("`multiplier` applies only to `backoff = \"exponential\"`, and this retry uses `backoff = \"{}\"`", config.backoff),
+                    format!("`multiplier` applies only to `backoff = \"exponential\"`, and this retry uses `backoff = \"{}\"`", config.backoff.name()),
                 ));
         }
         config.multiplier = multiplier;

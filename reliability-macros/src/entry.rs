@@ -123,7 +123,7 @@ fn build(
     }
     if let (Some(needs), syn::ReturnType::Type(_, ty)) =
         (needs_result.first(), &function.sig.output)
-        && !names_a_result(ty)
+        && !item::spelled_as_result(ty)
     {
         let shown = quote!(#ty).to_string().replace(' ', "");
         errors.push(syn::Error::new_spanned(
@@ -187,20 +187,5 @@ fn item_span(item: &Item) -> Span {
         Item::Type(i) => i.ident.span(),
         Item::Mod(i) => i.ident.span(),
         _ => Span::call_site(),
-    }
-}
-
-/// Whether a return type is spelled as a `Result`: `Result<T, E>`, `io::Result<T>`, `anyhow::Result<T>`,
-/// or an alias whose name ends in `Result`.
-fn names_a_result(ty: &syn::Type) -> bool {
-    match ty {
-        syn::Type::Path(p) => p
-            .path
-            .segments
-            .last()
-            .is_some_and(|s| s.ident.to_string().ends_with("Result")),
-        syn::Type::Group(g) => names_a_result(&g.elem),
-        syn::Type::Paren(p) => names_a_result(&p.elem),
-        _ => false,
     }
 }

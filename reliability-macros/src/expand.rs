@@ -35,12 +35,14 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{AttrStyle, Ident, Path};
 
-use crate::config::{BreakerConfig, CacheConfig, FallbackConfig, Layer, RetryConfig};
+use crate::config::{Backoff, BreakerConfig, CacheConfig, FallbackConfig, Layer, RetryConfig};
 use crate::item::{Function, Passing, Receiver};
 
 /// Names of generated locals, invisible to the user's code.
 struct Locals {
     name: Ident,
+    instance: Ident,
+    site: Ident,
     ctx: Ident,
     retry_when: Ident,
     breaker_when: Ident,
@@ -57,6 +59,8 @@ impl Locals {
         let local = |name: &str| Ident::new(name, Span::mixed_site());
         Locals {
             name: local("__reliability_name"),
+            instance: local("__reliability_instance"),
+            site: local("__reliability_site"),
             ctx: local("__reliability_ctx"),
             retry_when: local("__reliability_retry_when"),
             breaker_when: local("__reliability_breaker_when"),
@@ -97,7 +101,6 @@ pub(crate) fn expand(function: Function, layers: Vec<Layer>, uses: TokenStream) 
     let l = Locals::new();
     let ret = &function.ret;
     let ret_span = function.ret_span();
-    let name_str = function.name();
     let reuses_args = layers
         .iter()
         .any(|layer| matches!(layer, Layer::Retry(_) | Layer::Fallback(_)));
@@ -105,12 +108,38 @@ pub(crate) fn expand(function: Function, layers: Vec<Layer>, uses: TokenStream) 
     let mut statics = Vec::new();
     let mut lets = Vec::new();
 
-    // The registry name of every layer of this function.
-    let name = &l.name;
-    lets.push(match function.receiver {
-        Receiver::None => quote!(let #name = || ::reliability::__private::fn_name(::core::module_path!(), #name_str);),
-        _ => quote!(let #name = || ::reliability::__private::method_name::<Self>(#name_str);),
+    // The registry name of every layer of this function, and the key of its instantiation (each
+    // instantiation of a generic function has its own policies).
+    let (name, instance, site) = (&l.name, &l.instance, &l.site);
+    let type_params: Vec<&Ident> = function
+        .item
+        .sig
+        .generics
+        .type_params()
+        .map(|p| &p.ident)
+        .collect();
+    let is_method = function.receiver != Receiver::None;
+    let self_ty = if is_method {
+        quote!(::core::option::Option::Some(
+            ::core::any::type_name::<Self>()
+        ))
+    } else {
+        quote!(::core::option::Option::None)
+    };
+    statics.push(quote!(fn #site() {}));
+    lets.push(quote! {
+        let #name = || ::reliability::__private::default_name(
+            ::core::any::type_name_of_val(&#site),
+            #self_ty,
+            &[#(::core::any::type_name::<#type_params>()),*],
+        );
     });
+    let instance_key = match (is_method, type_params.is_empty()) {
+        (false, true) => quote!(""),
+        (false, false) => quote!(::core::any::type_name::<fn(#(&#type_params),*)>()),
+        (true, _) => quote!(::core::any::type_name::<fn(&Self, #(&#type_params),*)>()),
+    };
+    lets.push(quote!(let #instance: &'static str = #instance_key;));
     // Shared by the layers of one call: the attempt number, a breaker's rejection (not retried), a
     // fallback's answer (not cached).
     let ctx = &l.ctx;
@@ -154,7 +183,7 @@ pub(crate) fn expand(function: Function, layers: Vec<Layer>, uses: TokenStream) 
     // layer needs them as a future. The outermost layer's statements go straight into the function,
     // without an async block of their own.
     let mut body: Option<TokenStream> = None;
-    for layer in layers.iter().rev() {
+    for (index, layer) in layers.iter().enumerate().rev() {
         if let Some(statements) = body.take() {
             fut = quote!(#stack(async { #statements }));
         }
@@ -167,14 +196,14 @@ pub(crate) fn expand(function: Function, layers: Vec<Layer>, uses: TokenStream) 
                 });
                 let ctx = &l.ctx;
                 let convert = convert(ret, ret_span);
-                quote!(::reliability::__private::timeout(#slot.get(&#name), &#ctx, #convert, #fut))
+                quote!(::reliability::__private::timeout(#slot.get(#instance, &#name), &#ctx, #convert, #fut))
             }
             Layer::CircuitBreaker(config) => {
                 statics.push(breaker_static(config));
                 lets.push(predicate(&l.breaker_when, &config.when));
                 let (ctx, when) = (&l.ctx, &l.breaker_when);
                 let convert = convert(ret, ret_span);
-                quote!(::reliability::__private::circuit_breaker(__RELIABILITY_BREAKER.get(&#name), &#name, &#ctx, &#when, #convert, #fut))
+                quote!(::reliability::__private::circuit_breaker(__RELIABILITY_BREAKER.get(#instance, &#name), &#name, &#ctx, &#when, #convert, #fut))
             }
             Layer::Retry(config) => {
                 statics.push(retry_static(config));
@@ -187,10 +216,10 @@ pub(crate) fn expand(function: Function, layers: Vec<Layer>, uses: TokenStream) 
                     ..
                 } = &l;
                 body = Some(quote! {
-                    let mut #attempts = ::reliability::__private::RetryLoop::new(__RELIABILITY_RETRY.get(&#name), &#ctx);
+                    let mut #attempts = ::reliability::__private::RetryLoop::new(__RELIABILITY_RETRY.get(#instance, &#name), &#ctx);
                     loop {
                         let #out = #fut.await;
-                        if let ::core::ops::ControlFlow::Break(#out) = #attempts.settle(#out, &#retry_when).await {
+                        if let ::core::ops::ControlFlow::Break(#out) = #attempts.decide(#out, &#retry_when).await {
                             break #out;
                         }
                     }
@@ -204,24 +233,26 @@ pub(crate) fn expand(function: Function, layers: Vec<Layer>, uses: TokenStream) 
                         ::reliability::__private::FallbackSlot::new(&[#(#names),*]);
                 });
                 lets.push(predicate(&l.fallback_when, &config.when));
-                body = Some(fallback(&function, config, &l, fut));
+                // Inside a retry's loop, the last target must not take the arguments by move.
+                let in_loop = layers[..index]
+                    .iter()
+                    .any(|layer| matches!(layer, Layer::Retry(_)));
+                body = Some(fallback(&function, config, &l, fut, in_loop));
                 TokenStream::new()
             }
             Layer::Cached(config) => {
                 statics.push(cache_static(config));
                 let key = cache_key(&function, config);
-                let cache_name = match &config.name {
-                    Some(n) => quote!(&|| ::std::string::String::from(#n)),
-                    None => quote!(&#name),
-                };
-                let returns_result = returns_result(&function);
-                let call = if returns_result {
-                    quote_spanned!(ret_span=> ::reliability::__private::cached_result)
-                } else {
-                    quote_spanned!(ret_span=> ::reliability::__private::cached_value)
-                };
                 let ctx = &l.ctx;
-                quote!(#call(&__RELIABILITY_CACHE, #cache_name, &#ctx, #key, #fut))
+                // `Result` or not is the type system's call (aliases and macro-made types included):
+                // `StoresOk` applies to `Result<T, E>`, `StoresValue` to anything else.
+                let how = quote_spanned!(ret_span=> {
+                    #[allow(unused_imports)]
+                    use ::reliability::__private::{StoresOk as _, StoresValue as _};
+                    (&::reliability::__private::Returns::<#ret>::new()).how()
+                });
+                let cached = quote_spanned!(ret_span=> cached);
+                quote!(#how.#cached(&__RELIABILITY_CACHE, #instance, &#name, &#ctx, #key, #fut))
             }
         };
     }
@@ -255,42 +286,22 @@ fn convert(ret: &syn::Type, span: Span) -> TokenStream {
     quote_spanned!(span=> <<#ret as ::reliability::__private::IsResult>::Err as ::reliability::__private::FromReliabilityError>::from_reliability)
 }
 
-/// Whether `#[cached]` stores only `Ok` values: the return type is spelled `…Result<…>`.
-pub(crate) fn returns_result(function: &Function) -> bool {
-    match &function.ret {
-        syn::Type::Path(p) => p
-            .path
-            .segments
-            .last()
-            .is_some_and(|s| s.ident.to_string().ends_with("Result")),
-        _ => false,
-    }
-}
-
 fn retry_static(config: &RetryConfig) -> TokenStream {
     let max = Literal::u32_unsuffixed(config.max);
     let backoff = match config.backoff {
-        "fixed" => quote!(::reliability::__private::Backoff::Fixed),
-        "linear" => quote!(::reliability::__private::Backoff::Linear),
-        _ => {
+        Backoff::Fixed => quote!(::reliability::__private::Backoff::Fixed),
+        Backoff::Linear => quote!(::reliability::__private::Backoff::Linear),
+        Backoff::Exponential => {
             let multiplier = Literal::f64_unsuffixed(config.multiplier);
             quote!(::reliability::__private::Backoff::Exponential { multiplier: #multiplier })
         }
     };
-    let jitter = format_ident!(
-        "{}",
-        match config.jitter {
-            "none" => "None",
-            "equal" => "Equal",
-            "decorrelated" => "Decorrelated",
-            _ => "Full",
-        }
-    );
+    let jitter = format_ident!("{}", config.jitter.variant());
     let delay = duration(config.delay);
     let max_delay = duration(config.max_delay);
     quote! {
         static __RELIABILITY_RETRY: ::reliability::__private::RetrySlot = ::reliability::__private::RetrySlot::new(
-            ::reliability::__private::RetryPolicy::__checked(#max, #backoff, #delay, #max_delay, ::reliability::__private::Jitter::#jitter),
+            #max, #backoff, #delay, #max_delay, ::reliability::__private::Jitter::#jitter,
         );
     }
 }
@@ -305,8 +316,7 @@ fn breaker_static(config: &BreakerConfig) -> TokenStream {
     let cooldown = duration(config.cooldown);
     quote! {
         static __RELIABILITY_BREAKER: ::reliability::__private::BreakerSlot = ::reliability::__private::BreakerSlot::new(
-            #name,
-            ::reliability::__private::BreakerConfig::__checked(#failures, #successes, #cooldown),
+            #name, #failures, #successes, #cooldown,
         );
     }
 }
@@ -321,9 +331,13 @@ fn cache_static(config: &CacheConfig) -> TokenStream {
     };
     let (ttl, tti) = (option(config.ttl), option(config.tti));
     let max_size = Literal::u64_unsuffixed(config.max_size);
+    let name = match &config.name {
+        Some(name) => quote!(::core::option::Option::Some(#name)),
+        None => quote!(::core::option::Option::None),
+    };
     quote! {
         static __RELIABILITY_CACHE: ::reliability::__private::CacheSlot = ::reliability::__private::CacheSlot::new(
-            ::reliability::__private::CacheConfig::__checked(#ttl, #tti, #max_size),
+            #name, #ttl, #tti, #max_size,
         );
     }
 }
@@ -352,6 +366,7 @@ fn fallback(
     config: &FallbackConfig,
     l: &Locals,
     fut: TokenStream,
+    in_loop: bool,
 ) -> TokenStream {
     let ret = &function.ret;
     let Locals {
@@ -360,6 +375,7 @@ fn fallback(
         error,
         value,
         name,
+        instance,
         fallback_when,
         ..
     } = l;
@@ -368,7 +384,9 @@ fn fallback(
     let err = quote!(<#ret as ::reliability::__private::IsResult>::Err);
     let steps = config.targets.iter().enumerate().map(|(index, target)| {
         let span = target.span();
-        let is_last = index == last;
+        // The last target takes the arguments by move, unless a retry above runs this again.
+        let is_last = index == last && !in_loop;
+        let is_final = index == last;
         let mut call_args = Vec::new();
         let is_method = target.segments.first().is_some_and(|s| s.ident == "Self");
         // `self` takes the signature's hygiene (the target path's differs when a `macro_rules!`
@@ -394,11 +412,11 @@ fn fallback(
         }
         let index = Literal::usize_unsuffixed(index);
         let call = quote_spanned!(span=> ::reliability::__private::fallback_call(#target(#(#call_args),*)).await);
-        if is_last {
+        if is_final {
             let convert = quote_spanned!(span=> ::reliability::__private::last_fallback::<#ok, #err, _>);
             quote! {
                 match #convert(#call) {
-                    ::core::result::Result::Ok(#value) => ::core::result::Result::Ok(::reliability::__private::served(#fallback, &#ctx, #index, #value)),
+                    ::core::result::Result::Ok(#value) => ::core::result::Result::Ok(#fallback.served(&#ctx, #index, #value)),
                     ::core::result::Result::Err(#error) => ::core::result::Result::Err(#fallback.all_failed(#error)),
                 }
             }
@@ -406,14 +424,14 @@ fn fallback(
             let convert = quote_spanned!(span=> ::reliability::__private::fallible::<#ok, #err, _>);
             quote! {
                 match #convert(#call) {
-                    ::core::result::Result::Ok(#value) => return ::core::result::Result::Ok(::reliability::__private::served(#fallback, &#ctx, #index, #value)),
+                    ::core::result::Result::Ok(#value) => return ::core::result::Result::Ok(#fallback.served(&#ctx, #index, #value)),
                     ::core::result::Result::Err(_) => #fallback.target_failed(#index),
                 }
             }
         }
     });
     quote! {
-        let #fallback = __RELIABILITY_FALLBACK.get(&#name);
+        let #fallback = __RELIABILITY_FALLBACK.get(#instance, &#name);
         #fallback.enter();
         let #error = match #fut.await {
             ::core::result::Result::Ok(#value) => return ::core::result::Result::Ok(#fallback.primary_ok(#value)),

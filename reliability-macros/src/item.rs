@@ -49,12 +49,6 @@ pub(crate) struct Function {
 }
 
 impl Function {
-    /// The function's name without a raw-identifier prefix.
-    pub(crate) fn name(&self) -> String {
-        let name = self.item.sig.ident.to_string();
-        name.strip_prefix("r#").map(str::to_owned).unwrap_or(name)
-    }
-
     pub(crate) fn ret_span(&self) -> Span {
         match &self.item.sig.output {
             ReturnType::Type(_, ty) => ty.span(),
@@ -162,4 +156,22 @@ pub(crate) fn analyze(mut item: ItemFn, reuses_args: bool) -> syn::Result<Functi
         receiver,
         ret,
     })
+}
+
+/// Whether a return type is spelled as a `Result`: `Result<T, E>`, `io::Result<T>`,
+/// `anyhow::Result<T>`, or an alias whose name ends in `Result`, looking through the invisible groups
+/// a `macro_rules!` `$t:ty` adds and through parentheses. The only classifier of the macros: what
+/// `#[cached]` stores is decided by the type system instead (a `Result`, through any alias, stores
+/// only its `Ok` values).
+pub(crate) fn spelled_as_result(ty: &Type) -> bool {
+    match ty {
+        Type::Path(p) => p
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.ident.to_string().ends_with("Result")),
+        Type::Group(g) => spelled_as_result(&g.elem),
+        Type::Paren(p) => spelled_as_result(&p.elem),
+        _ => false,
+    }
 }

@@ -48,6 +48,8 @@ impl Schedule {
         let raw = match self.backoff {
             Backoff::Fixed => self.delay,
             Backoff::Linear => self.delay.saturating_mul(n),
+            // Zero stays zero however large the factor grows (0 × ∞ would be NaN).
+            Backoff::Exponential { .. } if self.delay.is_zero() => Duration::ZERO,
             Backoff::Exponential { multiplier } => {
                 let factor = multiplier.powi(i32::try_from(n - 1).unwrap_or(i32::MAX));
                 let secs = self.delay.as_secs_f64() * factor;
@@ -120,4 +122,31 @@ pub(crate) fn random_unit() -> f64 {
         })
         .unwrap_or(0x1234_5678_9abc_def0);
     (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Backoff, Jitter, Schedule};
+
+    /// With `delay = 0` the factor overflows to infinity after ~1000 retries; 0 × ∞ is NaN, which
+    /// must not turn into a wait (it used to become `max_delay`).
+    #[test]
+    fn exponential_backoff_from_zero_stays_zero() {
+        let schedule = Schedule {
+            backoff: Backoff::Exponential { multiplier: 2.0 },
+            delay: Duration::ZERO,
+            max_delay: Duration::from_secs(30),
+            jitter: Jitter::None,
+        };
+        for retry in [1, 2, 1_100, u32::MAX] {
+            assert_eq!(schedule.base_delay(retry), Duration::ZERO, "retry {retry}");
+            assert_eq!(
+                schedule.delay_with(retry, Duration::ZERO, 0.5),
+                Duration::ZERO,
+                "retry {retry}"
+            );
+        }
+    }
 }

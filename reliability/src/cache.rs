@@ -1,21 +1,26 @@
 //! Cache: answer repeated calls from memory, running the layer below once per key at a time.
 
-use std::cell::RefCell;
+use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
-use std::pin::pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use thread_local::ThreadLocal;
 
 use tokio::time::Instant;
 
 use crate::error::ConfigError;
-use crate::registry::{PolicyKind, registry};
-use crate::stats::{Field, Stats};
+use crate::registry::{CacheControl, Named, registry};
+use crate::stats::{Field, PolicyKind, Stats, lock};
+
+pub(crate) mod expand;
+mod front;
+mod handle;
+
+pub use handle::CacheHandle;
+
+use front::{Fronts, Seen};
 
 /// The settings of a [`Cache`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,9 +38,12 @@ impl CacheConfig {
         max_size: 10_000,
     };
 
-    /// Settings already validated by the attribute macro.
-    #[doc(hidden)]
-    pub const fn __checked(ttl: Option<Duration>, tti: Option<Duration>, max_size: u64) -> Self {
+    /// Settings already validated (by the attribute macro).
+    pub(crate) const fn checked(
+        ttl: Option<Duration>,
+        tti: Option<Duration>,
+        max_size: u64,
+    ) -> Self {
         CacheConfig { ttl, tti, max_size }
     }
 
@@ -88,10 +96,12 @@ impl CacheBuilder {
         self
     }
 
-    /// Validates the settings and makes an empty cache registered as the builder's name.
+    /// Validates the settings and returns the cache registered as the builder's name: the one
+    /// already registered under that name with the same key and value types if there is one (caches
+    /// are shared by name; its settings must be the same), else a new, empty one.
     pub fn build<K, V>(self) -> Result<Cache<K, V>, ConfigError>
     where
-        K: Hash + Eq + Send + Sync + 'static,
+        K: Hash + Eq + Clone + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
     {
         if self.name.is_empty() {
@@ -114,10 +124,22 @@ impl CacheBuilder {
         if self.config.max_size == 0 {
             return Err(ConfigError::new("max_size", "must be at least 1"));
         }
-        Ok(Cache::checked(&self.name, self.config))
+        let (cache, created) = Cache::shared(&self.name, self.config);
+        if !created && cache.config() != self.config {
+            return Err(ConfigError::new(
+                "name",
+                format!(
+                    "a cache named `{}` exists already with other settings ({:?}); give this one another name, or the same settings",
+                    self.name,
+                    cache.config()
+                ),
+            ));
+        }
+        Ok(cache)
     }
 }
 
+/// What moka stores for one key.
 #[derive(Clone)]
 struct Stored<V> {
     /// Shared by moka's entry and every thread's copy of it, so a copy costs no memory of its own.
@@ -129,47 +151,24 @@ struct Stored<V> {
     live: Arc<AtomicBool>,
 }
 
-/// Most entries one thread's front holds for one cache.
-const FRONT_CAPACITY: u64 = 1024;
-
-/// One lookup in this many skips the front and reads moka, so that moka's eviction policy (frequency
-/// and recency) keeps seeing the entries that are read.
-const FRONT_SAMPLE: u32 = 256;
-
-/// Every thread's front of one cache.
-type Fronts<K, V> = ThreadLocal<Padded<RefCell<Front<K, V>>>>;
-
-/// A value on cache lines of its own: a thread's front is written on every hit (its borrow flag),
-/// and must not share a line with another thread's.
-#[repr(align(128))]
-struct Padded<T>(T);
-
-/// One thread's copies of entries it found in moka: hits answered here take no lock, write no shared
-/// memory and skip moka's read bookkeeping. moka stays the owner of every entry: a copy answers only
-/// while its entry is live in moka, and is dropped when it is not.
-struct Front<K, V> {
-    /// The cache's epoch when the copies were made; [`Cache::invalidate_all`] moves it on.
-    epoch: u64,
-    hits: u32,
-    entries: HashMap<K, Stored<V>, foldhash::fast::RandomState>,
-}
-
 /// A cache of call results, backed by moka, with single flight: concurrent misses on one key run the
-/// layer below once and all receive its value.
+/// layer below once and all receive its value. Clones are the same cache.
 ///
-/// Only successes are stored. Errors are never shared: when the call that ran fails, each caller that
-/// was waiting for it runs the layer below itself, so every caller gets an error value of its own and
-/// `E` need not be `Clone`.
+/// Only successes are stored. Errors are never shared: when the call that ran fails, the callers
+/// that were waiting for it run the layer below themselves, one at a time, so every caller gets an
+/// error value of its own and `E` need not be `Clone`.
 ///
 /// Expiry: `ttl` is checked on the `tokio` clock (so paused-time tests are exact) and also handed to
 /// moka, whose clock evicts entries in the background; `tti` is moka's alone.
 ///
-/// Hits: each thread keeps a small front of entries it found in moka (at most 1 024 keys, or
-/// `max_size` if smaller), so a repeated hit takes no lock and writes no shared memory. moka stays the
-/// owner: a front entry answers only while moka still holds it (eviction, expiry, replacement,
-/// [`invalidate`](Self::invalidate) and [`invalidate_all`](Self::invalidate_all) end it at once), and the
-/// value is shared with moka's entry through an `Arc`, not copied. One hit in 256 is read from moka so
-/// that its eviction policy keeps seeing what is used. Without a front (`tti` set) every hit reads moka.
+/// Hits: each thread keeps a small front (at most 64 entries) of entries it found in moka, so a
+/// repeated hit takes no lock and writes no shared memory. moka stays the owner: a front entry
+/// answers only while moka still holds it (eviction, expiry, replacement,
+/// [`invalidate`](Self::invalidate) and [`invalidate_all`](Self::invalidate_all) end it at once for
+/// every thread), and the value is shared with moka's entry through an `Arc`, not copied. While the
+/// cache is far from full, one hit in 256 is read from moka; once it holds 90% of `max_size`, every
+/// hit is, so that moka's eviction policy (frequency and recency) sees every read when it decides
+/// what stays. Without a front (`tti` set) every hit reads moka.
 ///
 /// ```
 /// use reliability::Cache;
@@ -179,15 +178,37 @@ struct Front<K, V> {
 /// let first = cache.get_or_try_insert("rust".to_owned(), async { Ok::<_, ()>(4) }).await;
 /// let again = cache.get_or_try_insert("rust".to_owned(), async { Ok::<_, ()>(999) }).await;
 /// assert_eq!((first, again), (Ok(4), Ok(4)));
+/// assert!(cache.invalidate(&"rust".to_owned()));
+/// assert_eq!(cache.get(&"rust".to_owned()), None);
 /// # }
 /// ```
 pub struct Cache<K: Send, V: Send + Sync> {
+    core: Arc<Core<K, V>>,
+}
+
+impl<K: Send, V: Send + Sync> Clone for Cache<K, V> {
+    fn clone(&self) -> Self {
+        Cache {
+            core: self.core.clone(),
+        }
+    }
+}
+
+/// The state of one cache, shared by its clones and found by name in the registry.
+pub(crate) struct Core<K: Send, V: Send + Sync> {
     /// Hashed with foldhash, seeded per process: a fraction of SipHash's cost on every lookup.
-    inner: moka::future::Cache<K, Stored<V>, foldhash::fast::RandomState>,
+    store: moka::sync::Cache<K, Stored<V>, foldhash::fast::RandomState>,
     /// Per-thread copies of live entries; `None` with a `tti`, which needs moka to see every read.
     front: Option<Fronts<K, V>>,
-    /// Moved on by [`invalidate_all`](Self::invalidate_all), which empties every front.
+    /// Moved on by [`Cache::invalidate_all`], which empties every front.
     epoch: AtomicU64,
+    /// Moved on by every removal from moka, so that fronts drop their dead copies.
+    removals: Arc<AtomicU64>,
+    /// The keys whose layer below is running now, each with the turn that callers of the key wait
+    /// for (single flight).
+    flights: Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>, foldhash::fast::RandomState>>,
+    /// Near capacity from this many entries: then every hit reads moka.
+    full_at: u64,
     config: CacheConfig,
     name: Arc<str>,
     stats: Arc<Stats>,
@@ -196,16 +217,11 @@ pub struct Cache<K: Send, V: Send + Sync> {
 impl<K: Send, V: Send + Sync> std::fmt::Debug for Cache<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cache")
-            .field("name", &self.name)
-            .field("config", &self.config)
+            .field("name", &self.core.name)
+            .field("config", &self.core.config)
             .finish_non_exhaustive()
     }
 }
-
-/// Marks an init future whose result is not shared: an error (it stays with the caller that ran it) or
-/// a value that is not to be stored.
-#[derive(Debug)]
-struct NotStored;
 
 impl Cache<(), ()> {
     /// Starts a builder for a cache registered as `name`.
@@ -219,14 +235,86 @@ impl Cache<(), ()> {
 
 impl<K, V> Cache<K, V>
 where
-    K: Hash + Eq + Send + Sync + 'static,
+    K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    pub(crate) fn checked(name: &str, config: CacheConfig) -> Self {
-        let mut builder = moka::future::Cache::builder()
+    /// The cache registered as `name` with these key and value types, made with `config` if there
+    /// is none; the flag is `true` when this call made it.
+    pub(crate) fn shared(name: &str, config: CacheConfig) -> (Self, bool) {
+        let (core, created) = registry().shared(PolicyKind::Cache, name, |stats| {
+            Core::new(name, config, stats)
+        });
+        (Cache { core }, created)
+    }
+
+    /// The registry name.
+    pub fn name(&self) -> &str {
+        &self.core.name
+    }
+
+    /// The settings.
+    pub fn config(&self) -> CacheConfig {
+        self.core.config
+    }
+
+    /// The number of entries, after applying pending insertions, evictions and expirations.
+    pub fn entry_count(&self) -> u64 {
+        CacheControl::entry_count(&*self.core)
+    }
+
+    /// Applies pending evictions and expirations now.
+    pub async fn run_pending_tasks(&self) {
+        self.core.store.run_pending_tasks();
+    }
+
+    /// Removes the entry for `key`, at once for every thread; `false` when there was none.
+    pub fn invalidate(&self, key: &K) -> bool {
+        self.core.remove(key)
+    }
+
+    /// Removes every entry, at once for every thread.
+    pub fn invalidate_all(&self) {
+        self.core.invalidate_all();
+    }
+
+    /// The stored value for `key`, if any and not expired; does not count as a hit or miss.
+    pub fn get(&self, key: &K) -> Option<V> {
+        self.core.stored(key).map(|stored| V::clone(&stored.value))
+    }
+
+    /// The cached value for `key`, or the `Ok` of `fut`, which is stored. Concurrent misses on one key
+    /// run one `fut`; see the type's documentation for errors.
+    pub async fn get_or_try_insert<E, F>(&self, key: K, fut: F) -> Result<V, E>
+    where
+        F: Future<Output = Result<V, E>>,
+    {
+        self.core.get_or_run(key, fut, &|| true).await
+    }
+
+    /// The cached value for `key`, or the value of `fut`, which is stored. Concurrent misses on one key
+    /// run one `fut`.
+    pub async fn get_or_insert(&self, key: K, fut: impl Future<Output = V>) -> V {
+        let fut = async { Ok::<V, std::convert::Infallible>(fut.await) };
+        match self.core.get_or_run(key, fut, &|| true).await {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
+}
+
+impl<K, V> Core<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn new(name: &str, config: CacheConfig, stats: Arc<Stats>) -> Self {
+        let removals = Arc::new(AtomicU64::new(0));
+        let listener_removals = removals.clone();
+        let mut builder = moka::sync::Cache::builder()
             .max_capacity(config.max_size)
-            .eviction_listener(|_key, stored: Stored<V>, _cause| {
+            .eviction_listener(move |_key, stored: Stored<V>, _cause| {
                 stored.live.store(false, Ordering::Release);
+                listener_removals.fetch_add(1, Ordering::Release);
             });
         if let Some(ttl) = config.ttl {
             builder = builder.time_to_live(ttl);
@@ -234,66 +322,47 @@ where
         if let Some(tti) = config.tti {
             builder = builder.time_to_idle(tti);
         }
-        Cache {
-            inner: builder.build_with_hasher(foldhash::fast::RandomState::default()),
-            front: config.tti.is_none().then(ThreadLocal::new),
+        Core {
+            store: builder.build_with_hasher(foldhash::fast::RandomState::default()),
+            front: config.tti.is_none().then(Fronts::new),
             epoch: AtomicU64::new(0),
+            removals,
+            flights: Mutex::new(HashMap::default()),
+            full_at: config.max_size - config.max_size / 10,
             config,
             name: name.into(),
-            stats: registry().stats(PolicyKind::Cache, name),
+            stats,
         }
     }
 
-    /// The registry name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The settings.
-    pub fn config(&self) -> CacheConfig {
-        self.config
-    }
-
-    /// The number of entries (moka's estimate: evictions are applied in the background).
-    pub fn entry_count(&self) -> u64 {
-        self.inner.entry_count()
-    }
-
-    /// Applies pending evictions and expirations now.
-    pub async fn run_pending_tasks(&self) {
-        self.inner.run_pending_tasks().await;
-    }
-
-    /// Removes the entry for `key`.
-    pub async fn invalidate(&self, key: &K) {
-        if let Some(stored) = self.inner.remove(key).await {
-            stored.live.store(false, Ordering::Release);
+    /// Removes `key`'s entry, and its copies stop answering at once (moka's listener clears its
+    /// `live` flag); `false` when there was none, or only an expired one.
+    fn remove(&self, key: &K) -> bool {
+        match self.store.remove(key) {
+            Some(stored) => {
+                stored.live.store(false, Ordering::Release);
+                self.removals.fetch_add(1, Ordering::Release);
+                !self.expired(&stored)
+            }
+            None => false,
         }
     }
 
-    /// Removes every entry.
-    pub fn invalidate_all(&self) {
-        self.inner.invalidate_all();
-        // After moka: a front copy made from an entry read before this line is refused by the epoch
-        // check in `keep_in_front`, and one read after it cannot be an old entry.
+    fn invalidate_all(&self) {
+        self.store.invalidate_all();
+        // After moka: a front copy made from an entry read before this line carries the old epoch
+        // and is dropped at its front's next use; one read after it cannot be an old entry.
         self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// The stored value for `key`, if any and not expired; does not count as a hit or miss.
-    pub async fn get(&self, key: &K) -> Option<V> {
-        self.fresh(key).await
-    }
-
-    async fn fresh(&self, key: &K) -> Option<V> {
-        self.fresh_stored(key)
-            .await
-            .map(|stored| V::clone(&stored.value))
-    }
-
-    async fn fresh_stored(&self, key: &K) -> Option<Stored<V>> {
-        let stored = self.inner.get(key).await?;
+    /// The live, unexpired entry for `key` in moka.
+    fn stored(&self, key: &K) -> Option<Stored<V>> {
+        let stored = self.store.get(key)?;
+        if !stored.live.load(Ordering::Acquire) {
+            return None;
+        }
         if self.expired(&stored) {
-            self.invalidate(key).await;
+            self.remove(key);
             return None;
         }
         Some(stored)
@@ -305,128 +374,54 @@ where
         matches!((self.config.ttl, stored.born), (Some(ttl), Some(born)) if born.elapsed() >= ttl)
     }
 
-    /// The value of a live copy of `key` in this thread's front. One lookup in [`FRONT_SAMPLE`] is
-    /// answered `None`, so that the caller reads moka and moka counts the read.
     #[inline]
-    fn front_hit(&self, key: &K) -> Option<V> {
-        let cell = &self.front.as_ref()?.get()?.0;
-        let mut front = cell.try_borrow_mut().ok()?;
-        if front.epoch != self.epoch.load(Ordering::Acquire) {
-            front.entries.clear();
-            return None;
+    fn seen(&self) -> Seen {
+        Seen {
+            epoch: self.epoch.load(Ordering::Acquire),
+            removals: self.removals.load(Ordering::Acquire),
+            full: self.store.entry_count() >= self.full_at,
         }
-        front.hits = front.hits.wrapping_add(1);
-        let sampled = front.hits.is_multiple_of(FRONT_SAMPLE);
-        let stored = front.entries.get(key)?;
-        if !stored.live.load(Ordering::Acquire) || self.expired(stored) {
-            front.entries.remove(key);
-            return None;
+    }
+
+    /// A hit from this thread's front, else from moka (and then copied to the front). Counts hits,
+    /// not misses: a miss is counted by the run that follows it.
+    #[inline]
+    fn lookup(&self, key: &K) -> Option<V> {
+        let seen = self.seen();
+        if let Some(front) = &self.front
+            && let Some(value) = front.get(key, seen, |s| self.expired(s))
+        {
+            self.hit();
+            return Some(value);
         }
-        if sampled {
-            return None;
+        let stored = self.stored(key)?;
+        if let Some(front) = &self.front {
+            let capacity = usize::try_from(self.config.max_size).unwrap_or(usize::MAX);
+            front.keep(key, &stored, seen, capacity);
         }
+        self.hit();
         Some(V::clone(&stored.value))
     }
 
-    /// Keeps a copy of `stored`, read from moka while the epoch was `epoch`, in this thread's front.
-    fn keep_in_front(&self, key: &K, stored: &Stored<V>, epoch: u64)
-    where
-        K: Clone,
-    {
-        let Some(fronts) = &self.front else { return };
-        let cell = &fronts
-            .get_or(|| {
-                Padded(RefCell::new(Front {
-                    epoch,
-                    hits: 0,
-                    entries: HashMap::default(),
-                }))
-            })
-            .0;
-        let Ok(mut front) = cell.try_borrow_mut() else {
-            return;
-        };
-        if self.epoch.load(Ordering::Acquire) != epoch {
-            return;
-        }
-        if front.epoch != epoch {
-            front.entries.clear();
-            front.epoch = epoch;
-        }
-        let capacity = usize::try_from(FRONT_CAPACITY.min(self.config.max_size)).unwrap_or(1);
-        if front.entries.len() >= capacity && !front.entries.contains_key(key) {
-            front.entries.retain(|_, s| s.live.load(Ordering::Relaxed));
-            if front.entries.len() >= capacity {
-                front.entries.clear();
-            }
-        }
-        front.entries.insert(key.clone(), stored.clone());
+    #[inline]
+    fn hit(&self) {
+        self.stats.add(Field::Hits);
+        tracing::debug!(target: "reliability", cache = %self.name, "cache hit");
     }
 
-    fn store(&self, value: V) -> Stored<V> {
-        Stored {
+    fn store(&self, key: K, value: V) {
+        let stored = Stored {
             value: Arc::new(value),
             born: self.config.ttl.map(|_| Instant::now()),
             live: Arc::new(AtomicBool::new(true)),
-        }
-    }
-
-    /// Counts a hit or a miss; `calls` is their sum, so a lookup moves one counter. A hit is
-    /// answered from this thread's front when it can be, else from moka (and then copied to the
-    /// front).
-    #[inline]
-    async fn lookup(&self, key: &K) -> Option<V>
-    where
-        K: Clone,
-    {
-        if let Some(value) = self.front_hit(key) {
-            self.stats.add(Field::Hits);
-            tracing::debug!(target: "reliability", cache = %self.name, "cache hit");
-            return Some(value);
-        }
-        let epoch = self.epoch.load(Ordering::Acquire);
-        let found = self.fresh_stored(key).await.map(|stored| {
-            if stored.live.load(Ordering::Acquire) {
-                self.keep_in_front(key, &stored, epoch);
-            }
-            V::clone(&stored.value)
-        });
-        if found.is_some() {
-            self.stats.add(Field::Hits);
-            tracing::debug!(target: "reliability", cache = %self.name, "cache hit");
-        } else {
-            self.stats.add(Field::Misses);
-            tracing::debug!(target: "reliability", cache = %self.name, "cache miss");
-        }
-        found
-    }
-
-    /// The cached value for `key`, or the `Ok` of `fut`, which is stored. Concurrent misses on one key
-    /// run one `fut`; see the type's documentation for errors.
-    pub async fn get_or_try_insert<E, F>(&self, key: K, fut: F) -> Result<V, E>
-    where
-        K: Clone,
-        F: Future<Output = Result<V, E>>,
-    {
-        self.get_or_run(key, fut, &|| true).await
-    }
-
-    /// The cached value for `key`, or the value of `fut`, which is stored. Concurrent misses on one key
-    /// run one `fut`.
-    pub async fn get_or_insert(&self, key: K, fut: impl Future<Output = V>) -> V
-    where
-        K: Clone,
-    {
-        let fut = async { Ok::<V, std::convert::Infallible>(fut.await) };
-        match self.get_or_run(key, fut, &|| true).await {
-            Ok(value) => value,
-            Err(never) => match never {},
-        }
+        };
+        self.store.insert(key, stored);
     }
 
     /// The cached value for `key`, or the `Ok` of `fut`, stored if `keep()` says so once `fut` has
-    /// finished (the attributes keep answers that no fallback served). Concurrent misses on one key run
-    /// one `fut`; a caller that waited for a run that failed, or whose value was not kept, runs its own.
+    /// finished (the attributes keep answers that no fallback served). Concurrent misses on one key
+    /// run one `fut`; a caller that waited for a run that failed, or whose value was not kept, runs
+    /// its own.
     pub(crate) async fn get_or_run<E, F>(
         &self,
         key: K,
@@ -434,10 +429,9 @@ where
         keep: &(dyn Fn() -> bool + Sync),
     ) -> Result<V, E>
     where
-        K: Clone,
         F: Future<Output = Result<V, E>>,
     {
-        if let Some(value) = self.lookup(&key).await {
+        if let Some(value) = self.lookup(&key) {
             return Ok(value);
         }
         self.run_missed(key, fut, keep).await
@@ -451,106 +445,122 @@ where
         keep: &(dyn Fn() -> bool + Sync),
     ) -> Result<V, E>
     where
-        K: Clone,
         F: Future<Output = Result<V, E>>,
     {
-        let mut fut = pin!(fut);
-        let mut failed = None;
-        let mut unkept = None;
-        let shared = self
-            .inner
-            .try_get_with(key.clone(), async {
-                match fut.as_mut().await {
-                    Ok(value) if keep() => Ok(self.store(value)),
-                    Ok(value) => {
-                        unkept = Some(value);
-                        Err(NotStored)
-                    }
-                    Err(error) => {
-                        failed = Some(error);
-                        Err(NotStored)
-                    }
+        let flight = Flight::join(self, &key);
+        let _turn = match flight.gate().try_lock() {
+            Ok(turn) => turn,
+            Err(_) => {
+                let turn = flight.gate().lock().await;
+                // The call we waited for may have stored its value.
+                if let Some(stored) = self.stored(&key) {
+                    self.stats.add(Field::Coalesced);
+                    tracing::debug!(target: "reliability", cache = %self.name, "cache miss answered by a concurrent call");
+                    drop(turn);
+                    return Ok(V::clone(&stored.value));
                 }
-            })
-            .await;
-        let out = match shared {
-            Ok(stored) => Ok(V::clone(&stored.value)),
-            Err(_) => match (failed, unkept) {
-                (Some(error), _) => Err(error),
-                (None, Some(value)) => {
-                    tracing::debug!(target: "reliability", cache = %self.name, "not caching an answer a fallback served");
-                    Ok(value)
-                }
-                // The run we waited for failed or was not kept: run our own.
-                (None, None) => match fut.as_mut().await {
-                    Ok(value) => {
-                        if keep() {
-                            self.inner.insert(key, self.store(value.clone())).await;
-                        }
-                        Ok(value)
-                    }
-                    Err(error) => Err(error),
-                },
-            },
+                turn
+            }
         };
-        self.stats.add(if out.is_ok() {
-            Field::Successes
-        } else {
-            Field::Failures
-        });
-        out
+        self.stats.add(Field::Misses);
+        tracing::debug!(target: "reliability", cache = %self.name, "cache miss");
+        match fut.await {
+            Ok(value) => {
+                self.stats.add(Field::Successes);
+                if keep() {
+                    self.store(key, value.clone());
+                } else {
+                    tracing::debug!(target: "reliability", cache = %self.name, "not caching an answer a fallback served");
+                }
+                Ok(value)
+            }
+            Err(error) => {
+                self.stats.add(Field::Failures);
+                Err(error)
+            }
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicU32, Ordering};
+/// A caller's place in the single flight of one key: it holds the key's turn while it exists, and
+/// the last one out removes the key from the map.
+struct Flight<'a, K: Hash + Eq + Send, V: Send + Sync> {
+    core: &'a Core<K, V>,
+    key: K,
+    gate: Option<Arc<tokio::sync::Mutex<()>>>,
+}
 
-    use super::Cache;
-
-    /// A call of the layer below, counted.
-    async fn run(runs: &AtomicU32, value: u32) -> Result<u32, ()> {
-        runs.fetch_add(1, Ordering::SeqCst);
-        Ok(value)
+impl<'a, K, V> Flight<'a, K, V>
+where
+    K: Hash + Eq + Clone + Send,
+    V: Send + Sync,
+{
+    fn join(core: &'a Core<K, V>, key: &K) -> Self {
+        let gate = lock(&core.flights).entry(key.clone()).or_default().clone();
+        Flight {
+            core,
+            key: key.clone(),
+            gate: Some(gate),
+        }
     }
 
-    /// Hits that this thread's front answers must stop as soon as moka no longer has the entry,
-    /// whoever removed it.
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_removed_entry_is_not_answered_by_a_front() {
-        let cache: Cache<u32, u32> = Cache::builder("cache.front.removed").build().unwrap();
-        let runs = AtomicU32::new(0);
-        // One run, then hits: the first from moka (which leaves a copy in this thread's front),
-        // the next from the front.
-        let store_and_hit = |value: u32, expected_runs: u32| {
-            let (cache, runs) = (&cache, &runs);
-            async move {
-                for _ in 0..3 {
-                    assert_eq!(
-                        cache.get_or_try_insert(1, run(runs, value)).await,
-                        Ok(value)
-                    );
-                }
-                assert_eq!(runs.load(Ordering::SeqCst), expected_runs);
-            }
-        };
-        store_and_hit(10, 1).await;
+    fn gate(&self) -> &tokio::sync::Mutex<()> {
+        match &self.gate {
+            Some(gate) => gate,
+            None => unreachable!("the gate is taken only when the flight is dropped"),
+        }
+    }
+}
 
-        cache.invalidate(&1).await;
-        store_and_hit(11, 2).await;
+impl<K: Hash + Eq + Send, V: Send + Sync> Drop for Flight<'_, K, V> {
+    fn drop(&mut self) {
+        let mut flights = lock(&self.core.flights);
+        // Under the lock, where every other handle to the gate is made or dropped: two handles left
+        // are the map's and this one.
+        if let Some(gate) = self.gate.take()
+            && Arc::strong_count(&gate) == 2
+            && flights
+                .get(&self.key)
+                .is_some_and(|g| Arc::ptr_eq(g, &gate))
+        {
+            flights.remove(&self.key);
+        }
+    }
+}
 
-        // Removed from another thread: this thread's copy must not answer either.
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                tokio::runtime::Builder::new_current_thread()
-                    .build()
-                    .unwrap()
-                    .block_on(cache.invalidate(&1));
-            });
-        });
-        store_and_hit(12, 3).await;
+impl<K, V> Named for Core<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
 
-        cache.invalidate_all();
-        store_and_hit(13, 4).await;
+    fn reset(&self) {
+        self.invalidate_all();
+    }
+
+    fn as_cache(&self) -> Option<&dyn CacheControl> {
+        Some(self)
+    }
+}
+
+impl<K, V> CacheControl for Core<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn entry_count(&self) -> u64 {
+        self.store.run_pending_tasks();
+        self.store.entry_count()
+    }
+
+    fn invalidate_all(&self) {
+        Core::invalidate_all(self);
+    }
+
+    fn invalidate(&self, key: &dyn Any) -> bool {
+        key.downcast_ref::<K>().is_some_and(|key| self.remove(key))
     }
 }

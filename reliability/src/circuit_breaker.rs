@@ -4,36 +4,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::circuit_state::CircuitState;
+use crate::circuit_state::{CLOSED, HALF_OPEN, OPEN};
 use crate::error::{ConfigError, Error};
-use crate::registry::{PolicyKind, registry};
-use crate::stats::{Field, Stats};
+use crate::registry::{Registry, registry};
+use crate::stats::{Field, PolicyKind, Stats};
 use crate::sync::{AtomicU8, AtomicU32, AtomicU64, Mutex, MutexGuard, Ordering};
 
-/// The state of a [`CircuitBreaker`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CircuitState {
-    /// Calls run; consecutive counted failures are being counted.
-    Closed,
-    /// Calls are rejected at once until the cooldown has passed.
-    Open,
-    /// Up to `success_threshold` trial calls run at a time; enough successes close the circuit,
-    /// one counted failure opens it again.
-    HalfOpen,
-}
-
-const CLOSED: u8 = 0;
-const OPEN: u8 = 1;
-const HALF_OPEN: u8 = 2;
-
-impl CircuitState {
-    const fn from_u8(state: u8) -> Self {
-        match state {
-            CLOSED => CircuitState::Closed,
-            OPEN => CircuitState::Open,
-            _ => CircuitState::HalfOpen,
-        }
-    }
-}
+pub(crate) mod expand;
 
 /// The settings of a [`CircuitBreaker`]; see [`CircuitBreakerBuilder`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,9 +29,8 @@ impl BreakerConfig {
         cooldown: Duration::from_secs(60),
     };
 
-    /// Settings already validated by the attribute macro.
-    #[doc(hidden)]
-    pub const fn __checked(
+    /// Settings already validated (by the attribute macro).
+    pub(crate) const fn checked(
         failure_threshold: u32,
         success_threshold: u32,
         cooldown: Duration,
@@ -348,7 +325,18 @@ impl CircuitBreakerBuilder {
         if self.config.cooldown.is_zero() {
             return Err(ConfigError::new("cooldown", "must be longer than zero"));
         }
-        Ok(registry().shared_breaker(&self.name, self.config))
+        let (breaker, created) = CircuitBreaker::shared(&self.name, self.config);
+        if !created && breaker.config() != self.config {
+            return Err(ConfigError::new(
+                "name",
+                format!(
+                    "a circuit breaker named `{}` exists already with other settings ({:?}); give this one another name, or the same settings",
+                    self.name,
+                    breaker.config()
+                ),
+            ));
+        }
+        Ok(breaker)
     }
 }
 
@@ -365,11 +353,13 @@ impl CircuitBreaker {
         }
     }
 
-    pub(crate) fn create(name: &str, config: BreakerConfig) -> Self {
-        let stats = registry().stats(PolicyKind::CircuitBreaker, name);
-        CircuitBreaker {
-            inner: Arc::new(Inner::new(name, config, stats)),
-        }
+    /// The breaker registered as `name`, made with `config` if there is none; the flag is `true`
+    /// when this call made it.
+    pub(crate) fn shared(name: &str, config: BreakerConfig) -> (Self, bool) {
+        let (inner, created) = registry().shared(PolicyKind::CircuitBreaker, name, |stats| {
+            Inner::new(name, config, stats)
+        });
+        (CircuitBreaker { inner }, created)
     }
 
     /// The registry name.
@@ -386,6 +376,7 @@ impl CircuitBreaker {
     /// call moves it to `HalfOpen`.
     pub fn state(&self) -> CircuitState {
         CircuitState::from_u8(self.inner.state.load(Ordering::Acquire))
+            .unwrap_or(CircuitState::Closed)
     }
 
     /// Runs `fut` if the breaker admits it; every `Err` counts as a failure.
@@ -459,8 +450,43 @@ impl CircuitBreaker {
     }
 }
 
+impl crate::registry::Named for Inner {
+    fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
+
+    fn reset(&self) {
+        let mut core = self.lock();
+        // Permits of the periods before this one neither free slots nor count in the new one.
+        let generation = core.generation.wrapping_add(1);
+        *core = Core::new();
+        core.generation = generation;
+        self.failures.store(0, Ordering::Release);
+        self.state.store(CLOSED, Ordering::Release);
+        self.stats.set_state(CLOSED);
+    }
+}
+
+impl Registry {
+    /// The circuit breaker registered under `name`, or `None` until one of that name has been used
+    /// (or after every handle to one built at run time was dropped).
+    pub fn circuit_breaker(&self, name: &str) -> Option<CircuitBreaker> {
+        self.find::<Inner>(PolicyKind::CircuitBreaker, name)
+            .map(|inner| CircuitBreaker { inner })
+    }
+
+    /// Every registered circuit breaker, by name.
+    pub fn circuit_breakers(&self) -> Vec<CircuitBreaker> {
+        self.find_all::<Inner>(PolicyKind::CircuitBreaker)
+            .into_iter()
+            .map(|inner| CircuitBreaker { inner })
+            .collect()
+    }
+}
+
 impl Inner {
     fn new(name: &str, config: BreakerConfig, stats: Arc<Stats>) -> Self {
+        stats.set_state(CLOSED);
         Inner {
             name: name.into(),
             config,
@@ -518,6 +544,7 @@ impl Inner {
     /// the `openings` counter and the event.
     fn moved(&self, core: &Core, moved: Option<CircuitState>, caller: &Caller<'_>) {
         let Some(to) = moved else { return };
+        self.stats.set_state(to.as_u8());
         match to {
             CircuitState::Open => {
                 self.open_until.store(core.open_until, Ordering::Release);

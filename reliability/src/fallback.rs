@@ -3,8 +3,10 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::registry::{PolicyKind, registry};
-use crate::stats::{Field, Stats};
+use crate::registry::registry;
+use crate::stats::{Field, PolicyKind, Stats};
+
+pub(crate) mod expand;
 
 /// A named fallback chain whose counters (calls served by each target) are in the
 /// [`registry`](crate::registry()).
@@ -75,23 +77,20 @@ impl Fallback {
     }
 
     /// Counts a call of the chain.
-    #[doc(hidden)]
     #[inline]
-    pub fn enter(&self) {
+    pub(crate) fn enter(&self) {
         self.stats.add(Field::Calls);
     }
 
     /// Counts a success of the layer below.
-    #[doc(hidden)]
     #[inline]
-    pub fn primary_ok<T>(&self, value: T) -> T {
+    pub(crate) fn primary_ok<T>(&self, value: T) -> T {
         self.stats.add(Field::Successes);
         value
     }
 
     /// Reports a failure of the layer below; `applies` says whether the chain takes over.
-    #[doc(hidden)]
-    pub fn primary_failed(&self, applies: bool) -> bool {
+    pub(crate) fn primary_failed(&self, applies: bool) -> bool {
         if applies {
             tracing::info!(target: "reliability", function = %self.name, "primary failed; trying fallbacks");
         } else {
@@ -102,8 +101,7 @@ impl Fallback {
     }
 
     /// Counts a call served by target `index`.
-    #[doc(hidden)]
-    pub fn served<T>(&self, index: usize, value: T) -> T {
+    pub(crate) fn served<T>(&self, index: usize, value: T) -> T {
         let target = self.targets.get(index).map_or("?", String::as_str);
         self.stats.served_by(target);
         tracing::info!(target: "reliability", function = %self.name, fallback = target, "served by fallback");
@@ -111,15 +109,13 @@ impl Fallback {
     }
 
     /// Reports that target `index` failed too.
-    #[doc(hidden)]
-    pub fn target_failed(&self, index: usize) {
+    pub(crate) fn target_failed(&self, index: usize) {
         let target = self.targets.get(index).map_or("?", String::as_str);
         tracing::warn!(target: "reliability", function = %self.name, fallback = target, "fallback failed");
     }
 
     /// Counts a call for which every target failed.
-    #[doc(hidden)]
-    pub fn all_failed<E>(&self, error: E) -> E {
+    pub(crate) fn all_failed<E>(&self, error: E) -> E {
         self.stats.add(Field::Failures);
         tracing::warn!(target: "reliability", function = %self.name, "every fallback failed");
         error

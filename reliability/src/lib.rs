@@ -48,10 +48,13 @@
 mod backoff;
 mod cache;
 mod circuit_breaker;
+mod circuit_state;
 mod error;
 mod fallback;
 mod registry;
 mod retry;
+mod slot;
+mod snapshot;
 mod stats;
 mod sync;
 #[cfg(feature = "testing")]
@@ -62,12 +65,14 @@ mod timeout;
 pub mod __private;
 
 pub use backoff::{Backoff, Jitter, Schedule};
-pub use cache::{Cache, CacheBuilder, CacheConfig};
+pub use cache::{Cache, CacheBuilder, CacheConfig, CacheHandle};
 pub use circuit_breaker::{BreakerConfig, CircuitBreaker, CircuitBreakerBuilder, CircuitState};
 pub use error::{ConfigError, Error};
 pub use fallback::Fallback;
-pub use registry::{PolicyKind, PolicyStats, Registry, Snapshot, registry};
+pub use registry::{Registry, registry};
 pub use retry::{Retry, RetryPolicy, RetryPolicyBuilder};
+pub use snapshot::{PolicyStats, Snapshot};
+pub use stats::PolicyKind;
 pub use timeout::Timeout;
 
 pub use reliability_macros::{cached, circuit_breaker, fallback, retry, timeout};

@@ -1,47 +1,86 @@
-//! The process-wide registry of named policies, and snapshots of their counters.
+//! The process-wide registry of named policies: their counters, and the objects that policies of
+//! one name share (a circuit breaker, a cache).
+//!
+//! Lookups are hash-map lookups under one lock, taken when a policy is first used or built, never
+//! on a call's path. Entries are weak: a policy built at run time (a breaker per host, a cache per
+//! tenant) leaves the registry when the last handle to it is dropped.
 
-use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use crate::circuit_breaker::{BreakerConfig, CircuitBreaker, CircuitState};
-use crate::stats::{Field, Stats};
-
-/// The kind of a policy in the [`Registry`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum PolicyKind {
-    /// `#[retry]` or [`Retry`](crate::Retry).
-    Retry,
-    /// `#[timeout]` or [`Timeout`](crate::Timeout).
-    Timeout,
-    /// `#[circuit_breaker]` or [`CircuitBreaker`].
-    CircuitBreaker,
-    /// `#[fallback]` or [`Fallback`](crate::Fallback).
-    Fallback,
-    /// `#[cached]` or [`Cache`](crate::Cache).
-    Cache,
-}
-
-impl fmt::Display for PolicyKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PolicyKind::Retry => "retry",
-            PolicyKind::Timeout => "timeout",
-            PolicyKind::CircuitBreaker => "circuit_breaker",
-            PolicyKind::Fallback => "fallback",
-            PolicyKind::Cache => "cached",
-        })
-    }
-}
+use crate::circuit_state::CircuitState;
+use crate::snapshot::{PolicyStats, Snapshot};
+use crate::stats::{Field, PolicyKind, Stats, lock};
 
 /// The process-wide registry of named policies; get it with [`registry()`].
 ///
 /// Every policy registers itself under its name the first time it is used (attributes) or built
 /// (programmatic API). Policies of one kind with the same name share their counters; circuit
-/// breakers with the same explicit name are one breaker.
+/// breakers with the same name are one breaker. A policy built at run time is dropped from the
+/// registry with its last handle (attributes' policies live as long as the program).
 pub struct Registry {
-    stats: Mutex<Vec<Arc<Stats>>>,
-    breakers: Mutex<Vec<CircuitBreaker>>,
+    entries: Mutex<Entries>,
+}
+
+type Key = (PolicyKind, Arc<str>);
+
+#[derive(Default)]
+struct Entries {
+    /// Counters by kind and name.
+    stats: HashMap<Key, Weak<Stats>>,
+    /// The same counters in registration order, for snapshots.
+    order: Vec<Weak<Stats>>,
+    /// Objects shared by policies of one kind and name.
+    shared: HashMap<Key, Weak<dyn Named>>,
+    /// Registrations until dead entries are swept again (amortised: sweeps cost O(1) per registration).
+    until_sweep: usize,
+}
+
+impl Entries {
+    fn sweep(&mut self) {
+        self.stats.retain(|_, s| s.strong_count() > 0);
+        self.order.retain(|s| s.strong_count() > 0);
+        self.shared.retain(|_, s| s.strong_count() > 0);
+        self.until_sweep = 16 + self.order.len();
+    }
+
+    fn registered(&mut self) {
+        match self.until_sweep.checked_sub(1) {
+            Some(left) => self.until_sweep = left,
+            None => self.sweep(),
+        }
+    }
+}
+
+/// An object the registry hands out by name: a circuit breaker, a cache.
+pub(crate) trait Named: Any + Send + Sync {
+    /// Back to the concrete type.
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    /// Clears its state, as new (for tests: [`testing::reset`](crate::testing)).
+    fn reset(&self);
+    /// The object as a cache, if it is one.
+    fn as_cache(&self) -> Option<&dyn CacheControl> {
+        None
+    }
+}
+
+/// What [`registry().cache(name)`](Registry::cache) can do with a cache of any key and value type.
+pub(crate) trait CacheControl: Send + Sync {
+    fn entry_count(&self) -> u64;
+    fn invalidate_all(&self);
+    /// `false` when `key` is absent or not of the cache's key type.
+    fn invalidate(&self, key: &dyn Any) -> bool;
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let entries = lock(&self.entries);
+        f.debug_struct("Registry")
+            .field("policies", &entries.stats.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The process-wide [`Registry`].
@@ -66,32 +105,18 @@ pub struct Registry {
 pub fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| Registry {
-        stats: Mutex::new(Vec::new()),
-        breakers: Mutex::new(Vec::new()),
+        entries: Mutex::new(Entries::default()),
     })
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl Registry {
-    /// The circuit breaker registered under `name`, or `None` until one of that name has been used.
-    pub fn circuit_breaker(&self, name: &str) -> Option<CircuitBreaker> {
-        lock(&self.breakers)
-            .iter()
-            .find(|b| b.name() == name)
-            .cloned()
-    }
-
-    /// Every registered circuit breaker.
-    pub fn circuit_breakers(&self) -> Vec<CircuitBreaker> {
-        lock(&self.breakers).clone()
-    }
-
-    /// A copy of every policy's counters at this moment, in registration order.
+    /// A copy of every live policy's counters at this moment, in registration order.
     pub fn snapshot(&self) -> Snapshot {
-        let stats = lock(&self.stats).clone();
+        let stats: Vec<Arc<Stats>> = lock(&self.entries)
+            .order
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
         let policies = stats
             .iter()
             .map(|s| PolicyStats {
@@ -105,190 +130,104 @@ impl Registry {
                 rejections: s.get(Field::Rejections),
                 hits: s.get(Field::Hits),
                 misses: s.get(Field::Misses),
+                coalesced: s.get(Field::Coalesced),
                 openings: s.get(Field::Openings),
                 fallbacks: s.targets(),
-                state: match s.kind {
-                    PolicyKind::CircuitBreaker => self.circuit_breaker(&s.name).map(|b| b.state()),
-                    _ => None,
-                },
+                state: CircuitState::from_u8(s.state()),
             })
             .collect();
-        Snapshot { policies }
+        Snapshot::new(policies)
     }
 
     /// The counters of `(kind, name)`, created on first request.
     pub(crate) fn stats(&self, kind: PolicyKind, name: &str) -> Arc<Stats> {
-        let mut all = lock(&self.stats);
-        if let Some(found) = all.iter().find(|s| s.kind == kind && &*s.name == name) {
-            return found.clone();
+        let mut entries = lock(&self.entries);
+        let key: Key = (kind, name.into());
+        if let Some(found) = entries.stats.get(&key).and_then(Weak::upgrade) {
+            return found;
         }
-        let created = Arc::new(Stats::new(kind, name.into()));
-        all.push(created.clone());
+        let created = Arc::new(Stats::new(kind, key.1.clone()));
+        entries.stats.insert(key, Arc::downgrade(&created));
+        entries.order.push(Arc::downgrade(&created));
+        entries.registered();
         created
     }
 
-    /// The breaker named `name`, created with `config` if there is none yet (shared by name).
-    pub(crate) fn shared_breaker(&self, name: &str, config: BreakerConfig) -> CircuitBreaker {
-        let mut all = lock(&self.breakers);
-        if let Some(found) = all.iter().find(|b| b.name() == name) {
-            return found.clone();
+    /// The object of type `T` shared under `(kind, name)`, made by `make` (with the policy's
+    /// counters) when there is none alive. The flag is `true` when this call made it.
+    pub(crate) fn shared<T: Named>(
+        &self,
+        kind: PolicyKind,
+        name: &str,
+        make: impl FnOnce(Arc<Stats>) -> T,
+    ) -> (Arc<T>, bool) {
+        if let Some(found) = self.find::<T>(kind, name) {
+            return (found, false);
         }
-        let created = CircuitBreaker::create(name, config);
-        all.push(created.clone());
-        created
+        let stats = self.stats(kind, name);
+        let mut entries = lock(&self.entries);
+        let key: Key = (kind, name.into());
+        // Made meanwhile by another thread?
+        if let Some(found) = entries
+            .shared
+            .get(&key)
+            .and_then(Weak::upgrade)
+            .and_then(|named| named.into_any().downcast::<T>().ok())
+        {
+            return (found, false);
+        }
+        let created = Arc::new(make(stats));
+        let erased: Arc<dyn Named> = created.clone();
+        entries.shared.insert(key, Arc::downgrade(&erased));
+        entries.registered();
+        (created, true)
     }
 
-    /// Registers a breaker of its own (not shared by name) so that it can be looked up.
-    pub(crate) fn own_breaker(&self, name: &str, config: BreakerConfig) -> CircuitBreaker {
-        let created = CircuitBreaker::create(name, config);
-        lock(&self.breakers).push(created.clone());
-        created
-    }
-}
-
-/// The counters of every policy at one moment; see [`Registry::snapshot`].
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    policies: Vec<PolicyStats>,
-}
-
-impl Snapshot {
-    /// Every policy, in registration order.
-    pub fn policies(&self) -> &[PolicyStats] {
-        &self.policies
+    /// The live object of type `T` shared under `(kind, name)`.
+    pub(crate) fn find<T: Named>(&self, kind: PolicyKind, name: &str) -> Option<Arc<T>> {
+        self.find_named(kind, name)
+            .and_then(|named| named.into_any().downcast::<T>().ok())
     }
 
-    /// The policy of `kind` named `name`.
-    pub fn get(&self, kind: PolicyKind, name: &str) -> Option<&PolicyStats> {
-        self.policies
+    /// The live object shared under `(kind, name)`, of whatever type.
+    pub(crate) fn find_named(&self, kind: PolicyKind, name: &str) -> Option<Arc<dyn Named>> {
+        let entries = lock(&self.entries);
+        let key: Key = (kind, name.into());
+        entries.shared.get(&key).and_then(Weak::upgrade)
+    }
+
+    /// Every live object of type `T` shared under `kind`, by name.
+    pub(crate) fn find_all<T: Named>(&self, kind: PolicyKind) -> Vec<Arc<T>> {
+        let entries = lock(&self.entries);
+        let mut found: Vec<(Arc<str>, Arc<T>)> = entries
+            .shared
             .iter()
-            .find(|p| p.kind == kind && p.name == name)
+            .filter(|((k, _), _)| *k == kind)
+            .filter_map(|((_, name), weak)| {
+                let named = weak.upgrade()?;
+                Some((name.clone(), named.into_any().downcast::<T>().ok()?))
+            })
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found.into_iter().map(|(_, t)| t).collect()
     }
 
-    /// The retry policy named `name`.
-    pub fn retry(&self, name: &str) -> Option<&PolicyStats> {
-        self.get(PolicyKind::Retry, name)
-    }
-
-    /// The timeout policy named `name`.
-    pub fn timeout(&self, name: &str) -> Option<&PolicyStats> {
-        self.get(PolicyKind::Timeout, name)
-    }
-
-    /// The circuit breaker named `name`.
-    pub fn circuit_breaker(&self, name: &str) -> Option<&PolicyStats> {
-        self.get(PolicyKind::CircuitBreaker, name)
-    }
-
-    /// The fallback policy named `name`.
-    pub fn fallback(&self, name: &str) -> Option<&PolicyStats> {
-        self.get(PolicyKind::Fallback, name)
-    }
-
-    /// The cache named `name`.
-    pub fn cache(&self, name: &str) -> Option<&PolicyStats> {
-        self.get(PolicyKind::Cache, name)
-    }
-}
-
-/// Prints one line per policy with its non-zero counters.
-impl fmt::Display for Snapshot {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for p in &self.policies {
-            writeln!(f, "{p}")?;
+    /// Resets every live policy: counters to zero, breakers closed, caches emptied. For tests; see
+    /// [`testing::reset`](crate::testing).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    pub(crate) fn reset_all(&self) {
+        let (stats, named): (Vec<Arc<Stats>>, Vec<Arc<dyn Named>>) = {
+            let entries = lock(&self.entries);
+            (
+                entries.order.iter().filter_map(Weak::upgrade).collect(),
+                entries.shared.values().filter_map(Weak::upgrade).collect(),
+            )
+        };
+        for named in named {
+            named.reset();
         }
-        Ok(())
-    }
-}
-
-/// The counters of one policy. Counters a policy does not move stay zero.
-///
-/// | kind | `calls` | `successes` | `failures` | other |
-/// |---|---|---|---|---|
-/// | retry | calls of the layer | final `Ok` | final `Err` (attempts exhausted, error not retryable, or rejected by a breaker below) | `retries`: attempts after the first; `rejections`: calls ended by an open breaker below |
-/// | timeout | calls of the layer | `Ok` in time | `Err` in time | `timeouts`: deadlines that expired |
-/// | circuit_breaker | calls admitted or rejected | admitted calls that succeeded (or failed with an error `when` does not count) | counted failures | `rejections`, `openings`, `state` |
-/// | fallback | calls of the layer | `Ok` from the layer below | every target failed | `fallbacks`: calls served by each target |
-/// | cached | `hits + misses` | `Ok` results stored | runs of the layer below that failed | `hits`, `misses` |
-///
-/// Each layer counts a call when it is first polled and its outcome when it ends. A call dropped
-/// (cancelled) or panicking inside a layer has no outcome there, so `calls` is the sum of the
-/// outcomes above plus the calls abandoned in the layer (for `cached`: `misses`, with `successes +
-/// failures`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct PolicyStats {
-    /// The kind of policy.
-    pub kind: PolicyKind,
-    /// Its registry name.
-    pub name: String,
-    /// Calls that reached the policy. Retry and timeout count a call when it ends (cancelled calls
-    /// included), so a call still running is not in their `calls` yet.
-    pub calls: u64,
-    /// Calls that ended in success at this layer.
-    pub successes: u64,
-    /// Calls that ended in failure at this layer.
-    pub failures: u64,
-    /// Retry: attempts after the first.
-    pub retries: u64,
-    /// Timeout: deadlines that expired.
-    pub timeouts: u64,
-    /// Circuit breaker: calls rejected while open or while all trial slots were taken; retry: calls
-    /// that ended because a breaker below rejected them.
-    pub rejections: u64,
-    /// Cache: calls answered from the cache.
-    pub hits: u64,
-    /// Cache: calls that ran the layer below (or waited for a concurrent call of the same key).
-    pub misses: u64,
-    /// Circuit breaker: transitions to open.
-    pub openings: u64,
-    /// Fallback: `(target, calls it served)` for each target, in declaration order.
-    pub fallbacks: Vec<(String, u64)>,
-    /// Circuit breaker: its state when the snapshot was taken.
-    pub state: Option<CircuitState>,
-}
-
-impl PolicyStats {
-    /// Fallback: calls served by any target.
-    pub fn fallbacks_served(&self) -> u64 {
-        self.fallbacks.iter().map(|(_, n)| n).sum()
-    }
-
-    /// Cache: `hits / (hits + misses)`, or `0.0` before the first call.
-    pub fn hit_rate(&self) -> f64 {
-        let total = self.hits + self.misses;
-        if total == 0 {
-            0.0
-        } else {
-            self.hits as f64 / total as f64
+        for stats in stats {
+            stats.clear();
         }
-    }
-}
-
-impl fmt::Display for PolicyStats {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: calls={}", self.kind, self.name, self.calls)?;
-        let fields = [
-            ("successes", self.successes),
-            ("failures", self.failures),
-            ("retries", self.retries),
-            ("timeouts", self.timeouts),
-            ("rejections", self.rejections),
-            ("hits", self.hits),
-            ("misses", self.misses),
-            ("openings", self.openings),
-        ];
-        for (label, value) in fields {
-            if value != 0 {
-                write!(f, " {label}={value}")?;
-            }
-        }
-        for (target, served) in &self.fallbacks {
-            write!(f, " served_by[{target}]={served}")?;
-        }
-        if let Some(state) = self.state {
-            write!(f, " state={state:?}")?;
-        }
-        Ok(())
     }
 }

@@ -5,9 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backoff::{Backoff, Jitter, Schedule};
+
 use crate::error::ConfigError;
-use crate::registry::{PolicyKind, registry};
-use crate::stats::{Call, Field, Stats};
+use crate::registry::registry;
+use crate::stats::{Call, Field, PolicyKind, Stats};
+
+pub(crate) mod expand;
 
 /// How many attempts to make and how long to wait between them.
 ///
@@ -50,23 +53,11 @@ impl RetryPolicy {
         }
     }
 
-    /// Settings already validated by the attribute macro.
-    #[doc(hidden)]
-    pub const fn __checked(
-        max_attempts: u32,
-        backoff: Backoff,
-        delay: Duration,
-        max_delay: Duration,
-        jitter: Jitter,
-    ) -> Self {
+    /// Settings already validated (by the attribute macro).
+    pub(crate) const fn checked(max_attempts: u32, schedule: Schedule) -> Self {
         RetryPolicy {
             max_attempts,
-            schedule: Schedule {
-                backoff,
-                delay,
-                max_delay,
-                jitter,
-            },
+            schedule,
         }
     }
 
@@ -228,6 +219,7 @@ impl Retry {
                     if !wait.is_zero() {
                         tokio::time::sleep(wait).await;
                     }
+                    attempts.retrying();
                 }
             }
         }
@@ -288,6 +280,12 @@ impl Attempts<'_> {
         }
     }
 
+    /// Counts a retry: the wait after a failed attempt is over and the next attempt starts.
+    #[inline]
+    pub(crate) fn retrying(&mut self) {
+        self.retry.stats.add(Field::Retries);
+    }
+
     /// Counts the success that ends the loop.
     #[inline]
     pub(crate) fn next_ok<T>(&mut self, value: T) -> T {
@@ -323,7 +321,6 @@ impl Attempts<'_> {
         let wait = retry.policy.schedule.delay(attempt, self.previous);
         self.previous = wait;
         self.attempt += 1;
-        retry.stats.add(Field::Retries);
         tracing::warn!(
             target: "reliability",
             function = %retry.name,

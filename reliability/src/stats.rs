@@ -5,14 +5,47 @@
 //! path. A snapshot sums the copies of every thread that ever used the policy (a thread's copy
 //! outlives it and is reused by the next thread that gets its id).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::fmt;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use thread_local::ThreadLocal;
 
-use crate::registry::PolicyKind;
+/// The kind of a policy in the [`Registry`](crate::Registry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum PolicyKind {
+    /// `#[retry]` or [`Retry`](crate::Retry).
+    Retry,
+    /// `#[timeout]` or [`Timeout`](crate::Timeout).
+    Timeout,
+    /// `#[circuit_breaker]` or [`CircuitBreaker`](crate::CircuitBreaker).
+    CircuitBreaker,
+    /// `#[fallback]` or [`Fallback`](crate::Fallback).
+    Fallback,
+    /// `#[cached]` or [`Cache`](crate::Cache).
+    Cache,
+}
 
-const FIELDS: usize = 10;
+impl fmt::Display for PolicyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PolicyKind::Retry => "retry",
+            PolicyKind::Timeout => "timeout",
+            PolicyKind::CircuitBreaker => "circuit_breaker",
+            PolicyKind::Fallback => "fallback",
+            PolicyKind::Cache => "cached",
+        })
+    }
+}
+
+/// Locks `m`, ignoring poisoning: the data behind every lock of this crate stays consistent when a
+/// holder panics (each critical section is a single update).
+pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+const FIELDS: usize = 11;
 
 /// One thread's counters, on cache lines of their own (128 bytes: the adjacent-line prefetcher of
 /// x86 pairs lines).
@@ -36,6 +69,8 @@ pub(crate) enum Field {
     /// Calls dropped before they ended (retry, timeout), so that their `calls` can be counted as the
     /// sum of how calls ended: one counter write per call instead of two.
     Cancelled,
+    /// Cache: misses that received a concurrent call's value.
+    Coalesced,
 }
 
 impl Field {
@@ -55,7 +90,12 @@ pub(crate) struct Stats {
     local: ThreadLocal<Local>,
     /// Calls served by each fallback target, in declaration order.
     targets: Mutex<Vec<(String, u64)>>,
+    /// A state a snapshot reports (a breaker's), as the policy encodes it; [`NO_STATE`] for none.
+    state: AtomicU8,
 }
+
+/// [`Stats::state`] of a policy that has none.
+pub(crate) const NO_STATE: u8 = u8::MAX;
 
 impl Stats {
     pub(crate) fn new(kind: PolicyKind, name: Arc<str>) -> Self {
@@ -64,6 +104,30 @@ impl Stats {
             name,
             local: ThreadLocal::new(),
             targets: Mutex::new(Vec::new()),
+            state: AtomicU8::new(NO_STATE),
+        }
+    }
+
+    /// Publishes the policy's state for snapshots (written on transitions only).
+    pub(crate) fn set_state(&self, state: u8) {
+        self.state.store(state, Ordering::Release);
+    }
+
+    /// The state last published, or [`NO_STATE`].
+    pub(crate) fn state(&self) -> u8 {
+        self.state.load(Ordering::Acquire)
+    }
+
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    /// Sets every counter of every thread to zero (for tests: calls in flight may keep a count).
+    pub(crate) fn clear(&self) {
+        for local in self.local.iter() {
+            for counter in &local.0 {
+                counter.store(0, Ordering::Relaxed);
+            }
+        }
+        for (_, served) in lock(&self.targets).iter_mut() {
+            *served = 0;
         }
     }
 
@@ -98,9 +162,10 @@ impl Stats {
                 .iter()
                 .map(|&end| self.sum(end))
                 .fold(0, u64::wrapping_add),
-            (Field::Calls, PolicyKind::Cache) => {
-                self.sum(Field::Hits).wrapping_add(self.sum(Field::Misses))
-            }
+            (Field::Calls, PolicyKind::Cache) => [Field::Hits, Field::Misses, Field::Coalesced]
+                .iter()
+                .map(|&f| self.sum(f))
+                .fold(0, u64::wrapping_add),
             _ => self.sum(field),
         }
     }
@@ -114,7 +179,7 @@ impl Stats {
 
     /// Makes sure every target has a row, so a snapshot lists targets that never served.
     pub(crate) fn declare_targets(&self, names: &[&str]) {
-        let mut targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut targets = lock(&self.targets);
         for name in names {
             if !targets.iter().any(|(n, _)| n == name) {
                 targets.push(((*name).to_owned(), 0));
@@ -123,7 +188,7 @@ impl Stats {
     }
 
     pub(crate) fn served_by(&self, target: &str) {
-        let mut targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut targets = lock(&self.targets);
         match targets.iter_mut().find(|(n, _)| n == target) {
             Some((_, count)) => *count += 1,
             None => targets.push((target.to_owned(), 1)),
@@ -131,10 +196,7 @@ impl Stats {
     }
 
     pub(crate) fn targets(&self) -> Vec<(String, u64)> {
-        self.targets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.targets).clone()
     }
 }
 

@@ -1,6 +1,23 @@
-//! Fault injection for your own tests: make a dependency fail, slow down, hang or panic on purpose,
-//! and check that your stack of policies copes. Enable the `testing` feature in your
-//! dev-dependency: `reliability = { version = "0.1", features = ["testing"] }`.
+//! Helpers for your own tests: [`reset`] the process-wide state between tests, and inject faults
+//! with [`FaultInjector`]. Enable the `testing` feature in your dev-dependency:
+//! `reliability = { version = "0.1", features = ["testing"] }`.
+//!
+//! # Isolating tests
+//!
+//! Policies live as long as the process and are shared by name (the [`registry`](crate::registry())),
+//! so a test can see the cache entries, breaker state and counters an earlier test left behind in the
+//! same test binary. Two ways out:
+//!
+//! - per policy, safe while other tests run in parallel: `registry().cache(name)` gives
+//!   [`invalidate_all`](crate::CacheHandle::invalidate_all), and `registry().circuit_breaker(name)`
+//!   gives the breaker's handle; give each test's functions their own names;
+//! - everything at once with [`reset`]: for a test binary whose tests run one at a time
+//!   (`--test-threads=1`), or at the start of a test that owns the process.
+//!
+//! # Fault injection
+//!
+//! Make a dependency fail, slow down, hang or panic on purpose, and check that your stack of
+//! policies copes.
 //!
 //! A [`FaultInjector`] stands in front of the call your code makes to a service. Each call through
 //! it draws its fate from a generator seeded by you, so a failing test fails again the same way
@@ -74,6 +91,32 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::error::ConfigError;
+
+/// Resets every policy of the process as if it had never been called: counters to zero, circuit
+/// breakers closed with their counts cleared, caches emptied. Calls running meanwhile may leave a
+/// count behind: call it when no call is in flight.
+///
+/// ```
+/// use reliability::{cached, registry};
+///
+/// #[cached]
+/// async fn double(n: u32) -> u32 {
+///     n * 2
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// double(2).await;
+/// double(2).await;
+/// reliability::testing::reset();
+/// double(2).await; // a miss again: the cache was emptied
+/// let stats = registry().snapshot();
+/// let cache = stats.policies().iter().find(|p| p.name.ends_with("double")).unwrap();
+/// assert_eq!((cache.hits, cache.misses), (0, 1));
+/// # }
+/// ```
+pub fn reset() {
+    crate::registry::registry().reset_all();
+}
 
 /// Injects faults in front of a call; clones share their state. See the [module](self) documentation.
 pub struct FaultInjector<E> {

@@ -9,13 +9,15 @@ use std::time::Duration;
 use tokio::task::coop;
 
 use crate::error::{ConfigError, Error};
-use crate::registry::{PolicyKind, registry};
-use crate::stats::{Call, Field, Stats};
+use crate::registry::registry;
+use crate::stats::{Call, Field, PolicyKind, Stats};
+
+pub(crate) mod expand;
 
 /// A named deadline whose counters are in the [`registry`](crate::registry()).
 ///
-/// No timer is armed while the inner future completes on its first poll; the deadline counts from
-/// the first poll.
+/// The deadline counts from the first poll, including any work the inner future does before its
+/// first wait; no timer is armed while the inner future completes on its first poll.
 ///
 /// ```
 /// use std::time::Duration;
@@ -85,6 +87,7 @@ impl Timeout {
     {
         TimeoutCall {
             fut,
+            started: None,
             sleep: None,
             // Counted from its first poll: a future made but never polled (an open breaker above
             // rejected the call) is not a call of this layer.
@@ -109,6 +112,8 @@ pin_project_lite::pin_project! {
     pub(crate) struct TimeoutCall<'a, F, C> {
         #[pin]
         fut: F,
+        // When the first poll began: the deadline is `after` from here.
+        started: Option<tokio::time::Instant>,
         // Boxed: made only for calls that wait, so a call that does not wait does not carry (and
         // move through every layer above) room for one.
         sleep: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -132,7 +137,10 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        this.call.run();
+        if this.started.is_none() {
+            *this.started = Some(tokio::time::Instant::now());
+            this.call.run();
+        }
         // Only an armed call can have a deadline to miss, so only it looks at the task's budget.
         let armed = this.sleep.is_some();
         let had_budget = armed && coop::has_budget_remaining();
@@ -146,11 +154,18 @@ where
                 return Poll::Ready(out);
             }
             Poll::Pending => {
-                // The first `Pending` arms the timer: the deadline counts from here.
-                let after = this.timeout.after;
-                let sleep = this
-                    .sleep
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+                // The first `Pending` arms the timer, for `after` from the first poll.
+                let sleep = match this.sleep {
+                    Some(sleep) => sleep,
+                    none => {
+                        let after = this.timeout.after;
+                        let deadline = this.started.map_or_else(
+                            || tokio::time::Instant::now() + after,
+                            |started| started.checked_add(after).unwrap_or(far_future(started)),
+                        );
+                        none.insert(Box::pin(tokio::time::sleep_until(deadline)))
+                    }
+                };
                 let pending = if had_budget && !coop::has_budget_remaining() {
                     // The inner future used up the task's budget: look at the timer all the same,
                     // as tokio's own timeout does, or a busy inner future would never time out.
@@ -172,6 +187,11 @@ where
             None => Poll::Pending,
         }
     }
+}
+
+/// As `tokio::time::sleep` does for a deadline too far to add: about 30 years.
+fn far_future(now: tokio::time::Instant) -> tokio::time::Instant {
+    now + Duration::from_secs(86_400 * 365 * 30)
 }
 
 #[cfg(test)]

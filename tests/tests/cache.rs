@@ -4,6 +4,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{AppError, Runs, ms, secs};
 use futures::future::join_all;
@@ -120,7 +121,7 @@ async fn max_size_bounds_the_entries() {
     assert_eq!(cache.entry_count(), 10);
     let mut present = 0;
     for key in 0..100 {
-        if let Some(value) = cache.get(&key).await {
+        if let Some(value) = cache.get(&key) {
             assert_eq!(value, key * 2);
             present += 1;
         }
@@ -150,7 +151,16 @@ async fn concurrent_misses_on_one_key_run_the_body_once() {
     assert_eq!(start.elapsed(), secs(1));
     let stats = registry().snapshot();
     let c = stats.cache("cache::slow").unwrap();
-    assert_eq!((c.calls, c.hits + c.misses, c.successes), (20, 20, 20));
+    // One call ran the body; the nineteen others shared its run: neither misses nor hits.
+    assert_eq!(
+        (c.calls, c.misses, c.coalesced, c.hits, c.successes),
+        (20, 1, 19, 0, 1)
+    );
+    assert_eq!(
+        c.hit_rate(),
+        0.0,
+        "no call was answered from a stored entry"
+    );
 }
 
 static SLOW_FAIL: Runs = Runs::new();
@@ -272,4 +282,234 @@ async fn name_overrides_the_registry_name() {
     let c = stats.cache("cache.renamed").unwrap();
     assert_eq!((c.hits, c.misses), (1, 1));
     assert!(stats.cache("cache::renamed").is_none());
+}
+
+/// A name for each type argument of the generic functions below.
+trait Named {
+    const NAME: &'static str;
+}
+
+struct Alpha;
+struct Beta;
+
+impl Named for Alpha {
+    const NAME: &'static str = "alpha";
+}
+
+impl Named for Beta {
+    const NAME: &'static str = "beta";
+}
+
+#[cached]
+async fn schema<T: Named>() -> String {
+    T::NAME.to_owned()
+}
+
+#[tokio::test]
+async fn each_instantiation_of_a_generic_function_has_its_own_cache() {
+    assert_eq!(schema::<Alpha>().await, "alpha");
+    assert_eq!(schema::<Beta>().await, "beta", "not alpha's cached answer");
+    assert_eq!(schema::<Alpha>().await, "alpha");
+    let stats = registry().snapshot();
+    let alpha = stats.cache("cache::schema::<cache::Alpha>").unwrap();
+    let beta = stats.cache("cache::schema::<cache::Beta>").unwrap();
+    assert_eq!((alpha.hits, alpha.misses), (1, 1));
+    assert_eq!((beta.hits, beta.misses), (0, 1));
+}
+
+static VIA_MACRO: Runs = Runs::new();
+
+/// The return type reaches the attribute as a `$ty` fragment, which the compiler wraps in an
+/// invisible group.
+macro_rules! cached_fn {
+    ($name:ident, $ret:ty) => {
+        #[cached]
+        async fn $name(key: u32) -> $ret {
+            if VIA_MACRO.bump() == 1 {
+                return Err(AppError::Status(503));
+            }
+            Ok(key)
+        }
+    };
+}
+
+cached_fn!(made_by_a_macro, Result<u32, AppError>);
+
+#[tokio::test]
+async fn errors_are_not_cached_when_the_return_type_comes_through_a_macro() {
+    assert!(made_by_a_macro(1).await.is_err());
+    assert_eq!(
+        made_by_a_macro(1).await.unwrap(),
+        1,
+        "the error was not stored"
+    );
+    assert_eq!(made_by_a_macro(1).await.unwrap(), 1);
+    assert_eq!(VIA_MACRO.get(), 2);
+}
+
+/// A plain type whose name ends in `Result`: cached as a value.
+#[derive(Debug, Clone, PartialEq)]
+struct SearchResult {
+    hits: Vec<String>,
+}
+
+static SEARCHES: Runs = Runs::new();
+
+#[cached]
+async fn search(query: String) -> SearchResult {
+    SEARCHES.bump();
+    SearchResult { hits: vec![query] }
+}
+
+type Answer = Result<String, AppError>;
+
+static ALIASED: Runs = Runs::new();
+
+/// An alias of `Result` whose name does not say so: still only `Ok` values are stored.
+#[cached]
+async fn aliased(fail: bool) -> Answer {
+    ALIASED.bump();
+    if fail {
+        Err(AppError::Status(500))
+    } else {
+        Ok("ok".to_owned())
+    }
+}
+
+#[tokio::test]
+async fn what_is_stored_follows_the_type_not_its_spelling() {
+    let first = search("rust".to_owned()).await;
+    assert_eq!(search("rust".to_owned()).await, first);
+    assert_eq!(
+        SEARCHES.get(),
+        1,
+        "a `SearchResult` is a value like any other"
+    );
+
+    assert!(aliased(true).await.is_err());
+    assert!(aliased(true).await.is_err());
+    assert_eq!(ALIASED.get(), 2, "errors through an alias are not stored");
+    assert_eq!(aliased(false).await.unwrap(), "ok");
+    assert_eq!(aliased(false).await.unwrap(), "ok");
+    assert_eq!(ALIASED.get(), 3);
+}
+
+/// A value that counts how many of its kind are alive.
+#[derive(Clone)]
+struct Counted(#[allow(dead_code)] Arc<LiveGuard>);
+
+struct LiveGuard(&'static AtomicUsize);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+static LIVE_VALUES: AtomicUsize = AtomicUsize::new(0);
+
+fn counted() -> Counted {
+    LIVE_VALUES.fetch_add(1, Ordering::SeqCst);
+    Counted(Arc::new(LiveGuard(&LIVE_VALUES)))
+}
+
+/// Each thread keeps copies of the entries it read, to answer hits without a lock. Those copies
+/// must not keep values alive that moka evicted: with many threads and rotating keys, the values
+/// alive stay within `max_size` plus a small front per thread (64 entries), not threads × 1024.
+#[test]
+fn front_copies_do_not_keep_evicted_values_alive() {
+    const MAX_SIZE: u64 = 100;
+    const THREADS: usize = 8;
+    let cache: Cache<u64, Counted> = Cache::builder("cache.front_bound")
+        .max_size(MAX_SIZE)
+        .build()
+        .unwrap();
+    std::thread::scope(|scope| {
+        for thread in 0..THREADS as u64 {
+            let cache = &cache;
+            scope.spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    for i in 0..3_000 {
+                        let key = (thread * 7_919 + i) % 10_000;
+                        // A miss then a hit: the hit leaves a copy in this thread's front.
+                        for _ in 0..2 {
+                            cache.get_or_insert(key, async { counted() }).await;
+                        }
+                    }
+                });
+            });
+        }
+    });
+    futures::executor::block_on(cache.run_pending_tasks());
+    let live = LIVE_VALUES.load(Ordering::SeqCst);
+    let bound = MAX_SIZE as usize + THREADS * 64;
+    assert!(
+        live <= bound,
+        "{live} values alive, above the bound of {bound}"
+    );
+}
+
+/// A Zipf-distributed stream of keys (exponent 1), drawn with a seeded SplitMix64.
+fn zipf_stream(keys: usize, len: usize, seed: u64) -> Vec<u64> {
+    let weights: Vec<f64> = (1..=keys).map(|k| 1.0 / k as f64).collect();
+    let total: f64 = weights.iter().sum();
+    let mut cdf = Vec::with_capacity(keys);
+    let mut acc = 0.0;
+    for w in weights {
+        acc += w / total;
+        cdf.push(acc);
+    }
+    let mut state = seed;
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            let u = (z >> 11) as f64 / (1u64 << 53) as f64;
+            cdf.partition_point(|&c| c < u) as u64
+        })
+        .collect()
+}
+
+/// moka's eviction policy keeps the keys that are read often. The fast path for hits must not hide
+/// those reads from it: on a Zipf stream whose key space is far above `max_size`, the hit rate is
+/// moka's own, within a point.
+#[tokio::test]
+async fn hot_keys_keep_their_place_when_the_cache_is_full() {
+    const MAX_SIZE: u64 = 200;
+    let stream = zipf_stream(20_000, 100_000, 42);
+    let ours: Cache<u64, u64> = Cache::builder("cache.zipf")
+        .max_size(MAX_SIZE)
+        .build()
+        .unwrap();
+    let mut ours_hits = 0_u32;
+    for &key in &stream {
+        let mut ran = false;
+        ours.get_or_insert(key, async {
+            ran = true;
+            key
+        })
+        .await;
+        ours_hits += u32::from(!ran);
+    }
+    let alone: moka::sync::Cache<u64, u64> = moka::sync::Cache::new(MAX_SIZE);
+    let mut alone_hits = 0_u32;
+    for &key in &stream {
+        if alone.get(&key).is_some() {
+            alone_hits += 1;
+        } else {
+            alone.insert(key, key);
+        }
+    }
+    let rate = |hits: u32| f64::from(hits) / stream.len() as f64;
+    let (ours, alone) = (rate(ours_hits), rate(alone_hits));
+    assert!(
+        ours >= alone - 0.01,
+        "hit rate {ours:.3} against moka alone {alone:.3}"
+    );
 }

@@ -439,3 +439,84 @@ async fn the_registry_reports_the_state_under_the_default_name() {
     );
     assert_eq!(cb.state, Some(CircuitState::Closed));
 }
+
+/// Generic: each instantiation has its own breaker (and its own name in the registry).
+#[circuit_breaker(failure_threshold = 1, cooldown = 60)]
+async fn per_type<T>(fail: bool) -> Result<&'static str, AppError> {
+    if fail {
+        Err(AppError::Status(503))
+    } else {
+        Ok(std::any::type_name::<T>())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_instantiation_of_a_generic_function_has_its_own_breaker() {
+    per_type::<u8>(true).await.unwrap_err();
+    assert!(per_type::<u8>(false).await.unwrap_err().is_circuit_open());
+    assert_eq!(
+        per_type::<u16>(false).await.unwrap(),
+        "u16",
+        "u16's breaker is closed"
+    );
+    let u8_breaker = registry()
+        .circuit_breaker("circuit_breaker::per_type::<u8>")
+        .unwrap();
+    let u16_breaker = registry()
+        .circuit_breaker("circuit_breaker::per_type::<u16>")
+        .unwrap();
+    assert_eq!(u8_breaker.state(), CircuitState::Open);
+    assert_eq!(u16_breaker.state(), CircuitState::Closed);
+}
+
+struct Gateway;
+
+trait Chat {
+    async fn ask(&self, fail: bool) -> Result<(), AppError>;
+}
+
+trait Embed {
+    async fn ask(&self, fail: bool) -> Result<(), AppError>;
+}
+
+impl Chat for Gateway {
+    #[circuit_breaker(failure_threshold = 1, cooldown = 60)]
+    async fn ask(&self, fail: bool) -> Result<(), AppError> {
+        if fail {
+            Err(AppError::Status(503))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Embed for Gateway {
+    #[circuit_breaker(failure_threshold = 1, cooldown = 60)]
+    async fn ask(&self, fail: bool) -> Result<(), AppError> {
+        if fail {
+            Err(AppError::Status(503))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Two trait impls of one method on one type: two breakers, two names, counters kept apart.
+#[tokio::test(start_paused = true)]
+async fn two_trait_impls_of_one_method_have_their_own_breakers() {
+    Chat::ask(&Gateway, true).await.unwrap_err();
+    Embed::ask(&Gateway, false).await.unwrap();
+    let chat = "<circuit_breaker::Gateway as circuit_breaker::Chat>::ask";
+    let embed = "<circuit_breaker::Gateway as circuit_breaker::Embed>::ask";
+    assert_eq!(
+        registry().circuit_breaker(chat).unwrap().state(),
+        CircuitState::Open
+    );
+    assert_eq!(
+        registry().circuit_breaker(embed).unwrap().state(),
+        CircuitState::Closed
+    );
+    let stats = registry().snapshot();
+    assert_eq!(stats.circuit_breaker(chat).unwrap().failures, 1);
+    assert_eq!(stats.circuit_breaker(embed).unwrap().successes, 1);
+}

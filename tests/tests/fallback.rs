@@ -4,9 +4,10 @@
 mod common;
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use common::AppError;
-use reliability::{fallback, registry};
+use reliability::{fallback, registry, retry};
 
 /// Which functions ran, in order.
 #[derive(Debug, Default)]
@@ -296,4 +297,34 @@ async fn the_registry_counts_the_calls_each_target_served() {
         [("counted_b".to_owned(), 5), ("counted_c".to_owned(), 2)]
     );
     assert_eq!(f.fallbacks_served(), 7);
+}
+
+static OWNED_RUNS: AtomicU32 = AtomicU32::new(0);
+
+/// A retry above a fallback: the fallbacks run inside the retry's loop, so the last one must not
+/// take the owned argument by move.
+#[retry(max = 3, delay = 0)]
+#[fallback(owned_backup)]
+async fn retried_with_fallback(_query: String) -> Result<String, AppError> {
+    OWNED_RUNS.fetch_add(1, Ordering::SeqCst);
+    Err(AppError::Status(503))
+}
+
+async fn owned_backup(query: String) -> Result<String, AppError> {
+    if OWNED_RUNS.load(Ordering::SeqCst) < 3 {
+        Err(AppError::Status(429))
+    } else {
+        Ok(format!("backup for {query}"))
+    }
+}
+
+#[tokio::test]
+async fn a_retry_above_a_fallback_takes_owned_arguments() {
+    let answer = retried_with_fallback("q".to_owned()).await.unwrap();
+    assert_eq!(answer, "backup for q");
+    assert_eq!(
+        OWNED_RUNS.load(Ordering::SeqCst),
+        3,
+        "each attempt ran the body, then the fallback"
+    );
 }

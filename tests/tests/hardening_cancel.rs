@@ -65,7 +65,7 @@ fn unfinished(p: &PolicyStats) -> u64 {
         CircuitBreaker => (p.calls, p.successes + p.failures + p.rejections),
         Fallback => (p.calls, p.successes + p.failures + p.fallbacks_served()),
         Cache => {
-            assert_eq!(p.calls, p.hits + p.misses, "{p}");
+            assert_eq!(p.calls, p.hits + p.misses + p.coalesced, "{p}");
             (p.misses, p.successes + p.failures)
         }
         _ => unreachable!(),

@@ -240,3 +240,36 @@ async fn cache_hits_and_misses_are_events() {
     assert_eq!(messages(&events), ["cache miss", "cache hit", "cache miss"]);
     assert!(events.iter().all(|e| e.level == tracing::Level::DEBUG));
 }
+
+#[circuit_breaker(name = "observability.conflict", failure_threshold = 3)]
+async fn shares_a_breaker() -> Result<(), AppError> {
+    Ok(())
+}
+
+#[circuit_breaker(name = "observability.conflict", failure_threshold = 7)]
+async fn shares_it_with_other_settings() -> Result<(), AppError> {
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_functions_naming_one_breaker_with_other_settings_are_warned_about() {
+    let (recorder, _guard) = Recorder::install();
+    shares_a_breaker().await.unwrap();
+    shares_it_with_other_settings().await.unwrap();
+    let events = recorder.take("observability.conflict");
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert!(events[0].message.contains("other settings"), "{events:?}");
+    assert_eq!(events[0].level, tracing::Level::WARN);
+    assert_eq!(
+        events[0].field("function"),
+        Some("observability::shares_it_with_other_settings")
+    );
+    let breaker = reliability::registry()
+        .circuit_breaker("observability.conflict")
+        .unwrap();
+    assert_eq!(
+        breaker.config().failure_threshold(),
+        3,
+        "the first one's settings"
+    );
+}

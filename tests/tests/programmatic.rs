@@ -135,13 +135,17 @@ async fn circuit_breaker_opens_rejects_and_recovers() {
         .circuit_breaker("prog.breaker")
         .expect("registered by build");
     assert_eq!(same.state(), CircuitState::Open);
-    let rebuilt = CircuitBreaker::builder("prog.breaker").build().unwrap();
+    let rebuilt = CircuitBreaker::builder("prog.breaker")
+        .failure_threshold(2)
+        .success_threshold(1)
+        .cooldown(secs(10))
+        .build()
+        .unwrap();
     assert_eq!(rebuilt.state(), CircuitState::Open, "one breaker per name");
-    assert_eq!(
-        rebuilt.config().failure_threshold(),
-        2,
-        "the first configuration wins"
-    );
+    // The same name with other settings is a mistake, reported rather than ignored.
+    let conflict = CircuitBreaker::builder("prog.breaker").build().unwrap_err();
+    assert_eq!(conflict.setting(), "name");
+    assert!(conflict.reason().contains("other settings"), "{conflict}");
 
     advance(secs(10)).await;
     let out = breaker.call(async { Ok::<_, AppError>(1) }).await.unwrap();
@@ -181,15 +185,15 @@ async fn cache_stores_successes_and_expires_on_the_tokio_clock() {
         .await;
     assert!(failed.is_err());
     assert_eq!(runs.get(), 1);
-    assert_eq!(cache.get(&"b".into()).await, None, "errors are not stored");
+    assert_eq!(cache.get(&"b".into()), None, "errors are not stored");
 
     advance(secs(5)).await;
-    assert_eq!(cache.get(&"a".into()).await, None, "expired at the ttl");
+    assert_eq!(cache.get(&"a".into()), None, "expired at the ttl");
     assert_eq!(
         cache.get_or_try_insert("a".into(), load(3)).await.unwrap(),
         3
     );
-    cache.invalidate(&"a".into()).await;
+    assert!(cache.invalidate(&"a".into()));
     assert_eq!(cache.get_or_insert("a".into(), async { 4 }).await, 4);
 
     let c = registry().snapshot();
@@ -301,4 +305,28 @@ fn builders_reject_bad_settings_naming_the_setting() {
         setting(cache().tti(Duration::ZERO).build::<u32, u32>()),
         "tti"
     );
+}
+
+/// Policies built at run time (a breaker per host) leave the registry with their last handle, so
+/// that the registry does not grow without bound.
+#[tokio::test]
+async fn policies_built_at_run_time_leave_the_registry_when_dropped() {
+    for host in 0..100 {
+        let name = format!("prog.host.{host}");
+        let breaker = CircuitBreaker::builder(&name).build().unwrap();
+        breaker.call(async { Ok::<_, AppError>(()) }).await.unwrap();
+        assert!(registry().circuit_breaker(&name).is_some());
+        drop(breaker);
+        assert!(
+            registry().circuit_breaker(&name).is_none(),
+            "{name} was dropped"
+        );
+    }
+    let snapshot = registry().snapshot();
+    let left = snapshot
+        .policies()
+        .iter()
+        .filter(|p| p.name.starts_with("prog.host."))
+        .count();
+    assert_eq!(left, 0);
 }

@@ -283,3 +283,52 @@ async fn the_recommended_stack_through_failure_hang_and_recovery() {
         }
     );
 }
+
+static BEHIND_CACHE: Runs = Runs::new();
+
+#[cached]
+#[circuit_breaker(name = "stack.behind_cache", failure_threshold = 1, cooldown = 60)]
+async fn behind_cache(key: u32) -> Result<u32, AppError> {
+    if BEHIND_CACHE.bump() == 2 {
+        return Err(AppError::Status(503));
+    }
+    Ok(key)
+}
+
+/// A hit never reaches the layer below: the breaker under a cache counts only the calls that ran,
+/// and an open breaker neither rejects hits nor lets them hold a trial slot.
+#[tokio::test(start_paused = true)]
+async fn cache_hits_are_not_calls_of_the_breaker_below() {
+    for _ in 0..10 {
+        assert_eq!(behind_cache(1).await.unwrap(), 1);
+    }
+    let breaker_calls = |s: &reliability::Snapshot| {
+        let b = s.circuit_breaker("stack.behind_cache").unwrap();
+        (b.calls, b.rejections)
+    };
+    assert_eq!(
+        breaker_calls(&registry().snapshot()),
+        (1, 0),
+        "one miss, nine hits"
+    );
+
+    // Key 2 fails and opens the breaker; key 1's hits still answer, and are not rejections.
+    behind_cache(2).await.unwrap_err();
+    let breaker = registry().circuit_breaker("stack.behind_cache").unwrap();
+    assert_eq!(breaker.state(), CircuitState::Open);
+    for _ in 0..5 {
+        assert_eq!(behind_cache(1).await.unwrap(), 1);
+    }
+    assert_eq!(breaker_calls(&registry().snapshot()), (2, 0));
+
+    // After the cooldown, hits do not move the breaker to half-open or take its trial slot.
+    advance(secs(60)).await;
+    assert_eq!(behind_cache(1).await.unwrap(), 1);
+    assert_eq!(
+        breaker.state(),
+        CircuitState::Open,
+        "a hit is not a trial call"
+    );
+    assert_eq!(behind_cache(3).await.unwrap(), 3, "the trial slot is free");
+    assert_eq!(BEHIND_CACHE.get(), 3);
+}

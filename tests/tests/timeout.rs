@@ -162,4 +162,25 @@ async fn timeout_over_retry_bounds_the_whole_call() {
     assert_eq!(start.elapsed(), secs(1));
     assert_eq!(log.starts(), [ms(0), ms(300), ms(600), ms(900)]);
     assert!(dropped.load(Ordering::SeqCst));
+    // Four attempts are three retries: the wait the deadline cut short began no fourth retry.
+    let stats = reliability::registry().snapshot();
+    let r = stats.retry("timeout::timeout_over_retry").unwrap();
+    assert_eq!(r.retries, 3, "{r}");
+}
+
+#[timeout(ms = 100)]
+async fn busy_then_waits() -> Result<&'static str, AppError> {
+    // Work before the first wait (encoding a request, a blocking lookup): 150 ms on the real clock.
+    std::thread::sleep(ms(150));
+    tokio::time::sleep(ms(10)).await;
+    Ok("answered")
+}
+
+/// The deadline counts from the first poll, as `tokio::time::timeout`'s does: work the body does
+/// before its first wait is inside it. (Real time: this test only passes or fails on a decision,
+/// never on a measured speed; a slower machine only makes the work longer.)
+#[tokio::test]
+async fn the_deadline_counts_work_done_before_the_first_wait() {
+    let err = busy_then_waits().await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
 }

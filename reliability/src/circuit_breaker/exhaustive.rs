@@ -161,7 +161,7 @@ fn step(config: &BreakerConfig, world: &World, step: Step) -> Option<World> {
 }
 
 fn explore(failure_threshold: u32, success_threshold: u32) -> usize {
-    let config = BreakerConfig::__checked(
+    let config = BreakerConfig::checked(
         failure_threshold,
         success_threshold,
         Duration::from_nanos(COOLDOWN),

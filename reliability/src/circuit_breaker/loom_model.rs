@@ -35,7 +35,7 @@ fn explore(f: impl Fn() + Sync + Send + 'static) {
 }
 
 fn breaker(failure_threshold: u32, success_threshold: u32) -> CircuitBreaker {
-    let config = BreakerConfig::__checked(failure_threshold, success_threshold, COOLDOWN);
+    let config = BreakerConfig::checked(failure_threshold, success_threshold, COOLDOWN);
     let stats = Arc::new(Stats::new(PolicyKind::CircuitBreaker, "loom".into()));
     CircuitBreaker {
         inner: Arc::new(Inner::new("loom", config, stats)),

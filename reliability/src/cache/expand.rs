@@ -1,0 +1,201 @@
+//! What `#[cached]` expands into: a `static` slot holding the settings and the cache of each
+//! instantiation, and the lookup around the layer below. Whether only `Ok` values are stored is
+//! decided by the type system, not by how the return type is spelled: a `Result` (through any alias)
+//! stores its `Ok` values, any other type its values.
+
+use std::any::Any;
+use std::future::Future;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::__private::{NameFn, StackCtx};
+use crate::cache::{Cache, CacheConfig};
+use crate::slot::Slot;
+
+/// A cache key.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a cache key: it must be `Hash + Eq + Clone + Send + Sync + 'static`",
+    label = "the `#[cached]` key",
+    note = "choose the key with `#[cached(key = ...)]`, e.g. `key = query.to_string()`"
+)]
+pub trait CacheKey: Hash + Eq + Clone + Send + Sync + 'static {}
+
+impl<K: Hash + Eq + Clone + Send + Sync + 'static> CacheKey for K {}
+
+/// A cached value.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be cached: it must be `Clone + Send + Sync + 'static`",
+    label = "the value `#[cached]` stores",
+    note = "wrap it in `Arc` to share it without `Clone`"
+)]
+pub trait CacheValue: Clone + Send + Sync + 'static {}
+
+impl<V: Clone + Send + Sync + 'static> CacheValue for V {}
+
+/// A `static` holding one cache layer: one cache per instantiation of the function (and per key
+/// and value type).
+#[derive(Debug)]
+pub struct CacheSlot {
+    name: Option<&'static str>,
+    config: CacheConfig,
+    slot: Slot<Box<dyn Any + Send + Sync>>,
+}
+
+impl CacheSlot {
+    /// A slot with settings the macro checked; `name` when the attribute names the cache.
+    pub const fn new(
+        name: Option<&'static str>,
+        ttl: Option<Duration>,
+        tti: Option<Duration>,
+        max_size: u64,
+    ) -> Self {
+        CacheSlot {
+            name,
+            config: CacheConfig::checked(ttl, tti, max_size),
+            slot: Slot::new(),
+        }
+    }
+
+    /// The cache for `K → V` of this instantiation, registered on first use.
+    #[inline]
+    pub fn get<K: CacheKey, V: CacheValue>(
+        &self,
+        instance: &'static str,
+        default_name: NameFn<'_>,
+    ) -> &'static Cache<K, V> {
+        let fits =
+            |cache: &Box<dyn Any + Send + Sync>| cache.downcast_ref::<Cache<K, V>>().is_some();
+        let cache = self
+            .slot
+            .get(instance, fits, || Box::new(self.make::<K, V>(default_name)));
+        match cache.downcast_ref::<Cache<K, V>>() {
+            Some(cache) => cache,
+            None => unreachable!("the slot checked the type"),
+        }
+    }
+
+    #[cold]
+    fn make<K: CacheKey, V: CacheValue>(&self, default_name: NameFn<'_>) -> Cache<K, V> {
+        let name = match self.name {
+            Some(name) => name.to_owned(),
+            None => default_name(),
+        };
+        let (cache, created) = Cache::<K, V>::shared(&name, self.config);
+        if !created && cache.config() != self.config {
+            tracing::warn!(
+                target: "reliability",
+                cache = %name,
+                function = %default_name(),
+                settings = ?self.config,
+                in_use = ?cache.config(),
+                "another function made the cache of this name with other settings; this function shares it, with the settings in use"
+            );
+        }
+        cache
+    }
+}
+
+/// How `#[cached]` treats the function's return type `R`, chosen by [`StoresOk`] (for a `Result`)
+/// or [`StoresValue`] (anything else): `(&Returns::<R>::new()).how()`.
+pub struct Returns<R>(PhantomData<fn() -> R>);
+
+impl<R> Returns<R> {
+    /// The marker of the return type `R`.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Returns(PhantomData)
+    }
+}
+
+/// Picked for a `Result<T, E>` return type: only `Ok` values are stored.
+pub trait StoresOk {
+    /// [`OkValues`].
+    fn how(&self) -> OkValues;
+}
+
+impl<T, E> StoresOk for Returns<Result<T, E>> {
+    #[inline(always)]
+    fn how(&self) -> OkValues {
+        OkValues
+    }
+}
+
+/// Picked for any other return type (one autoref further, so [`StoresOk`] wins for a `Result`):
+/// every value is stored.
+pub trait StoresValue {
+    /// [`Values`].
+    fn how(&self) -> Values;
+}
+
+impl<R> StoresValue for &Returns<R> {
+    #[inline(always)]
+    fn how(&self) -> Values {
+        Values
+    }
+}
+
+/// The cache of a function returning `Result<T, E>`: stores `Ok` values.
+#[derive(Debug, Clone, Copy)]
+pub struct OkValues;
+
+/// The cache of a function returning a plain value: stores every value.
+#[derive(Debug, Clone, Copy)]
+pub struct Values;
+
+impl OkValues {
+    /// Answers from `slot`, storing `Ok` values, except answers a fallback below served.
+    #[inline]
+    pub async fn cached<K, V, E, F>(
+        self,
+        slot: &CacheSlot,
+        instance: &'static str,
+        name: NameFn<'_>,
+        ctx: &StackCtx,
+        key: K,
+        fut: F,
+    ) -> Result<V, E>
+    where
+        K: CacheKey,
+        V: CacheValue,
+        F: Future<Output = Result<V, E>>,
+    {
+        let keep = || !ctx.degraded.load(Ordering::Relaxed);
+        slot.get::<K, V>(instance, name)
+            .core
+            .get_or_run(key, fut, &keep)
+            .await
+    }
+}
+
+impl Values {
+    /// Answers from `slot`, storing every value, except answers a fallback below served.
+    #[inline]
+    pub async fn cached<K, V, F>(
+        self,
+        slot: &CacheSlot,
+        instance: &'static str,
+        name: NameFn<'_>,
+        ctx: &StackCtx,
+        key: K,
+        fut: F,
+    ) -> V
+    where
+        K: CacheKey,
+        V: CacheValue,
+        F: Future<Output = V>,
+    {
+        let keep = || !ctx.degraded.load(Ordering::Relaxed);
+        let fut = async { Ok::<V, std::convert::Infallible>(fut.await) };
+        match slot
+            .get::<K, V>(instance, name)
+            .core
+            .get_or_run(key, fut, &keep)
+            .await
+        {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
+}

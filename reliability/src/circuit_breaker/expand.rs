@@ -1,0 +1,149 @@
+//! What `#[circuit_breaker]` expands into: a `static` slot holding the settings and the breaker,
+//! and the call of the layer below under a permit taken at its first poll.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use crate::__private::{Convert, NameFn, StackCtx};
+use crate::circuit_breaker::{BreakerConfig, Caller, CircuitBreaker, Permit};
+use crate::slot::Slot;
+
+/// A `static` holding one circuit breaker layer.
+#[derive(Debug)]
+pub struct BreakerSlot {
+    name: Option<&'static str>,
+    config: BreakerConfig,
+    slot: Slot<CircuitBreaker>,
+}
+
+impl BreakerSlot {
+    /// A slot for a breaker shared under `name`, or of its own (under the default name, one per
+    /// instantiation of the function) for `None`; settings checked by the macro.
+    pub const fn new(
+        name: Option<&'static str>,
+        failure_threshold: u32,
+        success_threshold: u32,
+        cooldown: Duration,
+    ) -> Self {
+        BreakerSlot {
+            name,
+            config: BreakerConfig::checked(failure_threshold, success_threshold, cooldown),
+            slot: Slot::new(),
+        }
+    }
+
+    /// The breaker, registered on first use.
+    #[inline]
+    pub fn get(&self, instance: &'static str, default_name: NameFn<'_>) -> &'static CircuitBreaker {
+        // A breaker named explicitly is one for every instantiation.
+        let instance = if self.name.is_some() { "" } else { instance };
+        self.slot
+            .get(instance, |_| true, || self.make(default_name))
+    }
+
+    #[cold]
+    fn make(&self, default_name: NameFn<'_>) -> CircuitBreaker {
+        let name = match self.name {
+            Some(name) => name.to_owned(),
+            None => default_name(),
+        };
+        let (breaker, created) = CircuitBreaker::shared(&name, self.config);
+        if !created && breaker.config() != self.config {
+            tracing::warn!(
+                target: "reliability",
+                breaker = %name,
+                function = %default_name(),
+                settings = ?self.config,
+                in_use = ?breaker.config(),
+                "another function made the circuit breaker of this name with other settings; this function shares it, with the settings in use"
+            );
+        }
+        breaker
+    }
+}
+
+/// Runs `fut` through `breaker`, counting errors for which `counts` is true as failures. The
+/// breaker is asked at the first poll: a future made but never polled (a cache hit above) is not a
+/// call of the breaker.
+#[inline]
+pub fn circuit_breaker<'a, T, E, F, P>(
+    breaker: &'a CircuitBreaker,
+    name: NameFn<'a>,
+    ctx: &'a StackCtx,
+    counts: &'a P,
+    convert: Convert<E>,
+    fut: F,
+) -> BreakerCall<'a, T, E, F, P>
+where
+    F: Future<Output = Result<T, E>>,
+    P: Fn(&E) -> bool,
+{
+    BreakerCall {
+        fut,
+        breaker,
+        name,
+        ctx,
+        permit: None,
+        asked: false,
+        counts,
+        convert,
+        out: PhantomData,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`circuit_breaker`]: at its first poll, the breaker's permit or rejection;
+    /// then the layer below, polled in place under the permit.
+    pub struct BreakerCall<'a, T, E, F, P> {
+        #[pin]
+        fut: F,
+        breaker: &'a CircuitBreaker,
+        name: NameFn<'a>,
+        ctx: &'a StackCtx,
+        permit: Option<Permit<'a>>,
+        asked: bool,
+        counts: &'a P,
+        convert: Convert<E>,
+        out: PhantomData<fn() -> T>,
+    }
+}
+
+impl<T, E, F, P> Future for BreakerCall<'_, T, E, F, P>
+where
+    F: Future<Output = Result<T, E>>,
+    P: Fn(&E) -> bool,
+{
+    type Output = Result<T, E>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if !*this.asked {
+            *this.asked = true;
+            let caller = Caller {
+                function: Some(*this.name),
+                attempt: this.ctx.attempt(),
+            };
+            match this.breaker.acquire_for(caller) {
+                Ok(permit) => *this.permit = Some(permit),
+                Err(rejection) => {
+                    this.ctx.rejected.store(true, Ordering::Relaxed);
+                    return Poll::Ready(Err((this.convert)(rejection)));
+                }
+            }
+        }
+        let out = std::task::ready!(this.fut.poll(cx));
+        // A permit dropped unrecorded (cancelled, or polled again) counts as neither.
+        if let Some(permit) = this.permit.take() {
+            match &out {
+                Err(e) if (this.counts)(e) => permit.failure(),
+                _ => permit.success(),
+            }
+        }
+        Poll::Ready(out)
+    }
+}

@@ -1,0 +1,149 @@
+//! What `#[fallback]` expands into: a `static` slot holding the chain, the chain's counting
+//! steps, and the checks that make a target's mistakes compile errors at the target.
+
+use std::future::IntoFuture;
+use std::sync::atomic::Ordering;
+
+use crate::__private::{NameFn, StackCtx};
+use crate::fallback::Fallback;
+use crate::slot::Slot;
+
+/// A `static` holding one fallback layer.
+#[derive(Debug)]
+pub struct FallbackSlot {
+    targets: &'static [&'static str],
+    slot: Slot<Fallback>,
+}
+
+impl FallbackSlot {
+    /// A slot for the target names, in order.
+    pub const fn new(targets: &'static [&'static str]) -> Self {
+        FallbackSlot {
+            targets,
+            slot: Slot::new(),
+        }
+    }
+
+    /// The chain of this instantiation, registered under `name()` on first use.
+    #[inline]
+    pub fn get(&self, instance: &'static str, name: NameFn<'_>) -> Chain {
+        Chain(
+            self.slot
+                .get(instance, |_| true, || Fallback::new(&name(), self.targets)),
+        )
+    }
+}
+
+/// The steps of one call through a fallback chain, each counted and logged.
+#[derive(Debug, Clone, Copy)]
+pub struct Chain(&'static Fallback);
+
+impl Chain {
+    /// A call of the chain starts.
+    #[inline]
+    pub fn enter(self) {
+        self.0.enter();
+    }
+
+    /// The layer below succeeded.
+    #[inline]
+    pub fn primary_ok<T>(self, value: T) -> T {
+        self.0.primary_ok(value)
+    }
+
+    /// The layer below failed; `applies` says whether the chain takes over.
+    #[inline]
+    pub fn primary_failed(self, applies: bool) -> bool {
+        self.0.primary_failed(applies)
+    }
+
+    /// Target `index` answered: counted, and the call marked degraded so that a cache above does
+    /// not store the answer.
+    #[inline]
+    pub fn served<T>(self, ctx: &StackCtx, index: usize, value: T) -> T {
+        ctx.degraded.store(true, Ordering::Relaxed);
+        self.0.served(index, value)
+    }
+
+    /// Target `index` failed too.
+    #[inline]
+    pub fn target_failed(self, index: usize) {
+        self.0.target_failed(index);
+    }
+
+    /// Every target failed; `error` is the last one's.
+    #[inline]
+    pub fn all_failed<E>(self, error: E) -> E {
+        self.0.all_failed(error)
+    }
+}
+
+/// A fallback target must be called like an `async fn`.
+#[diagnostic::on_unimplemented(
+    message = "a fallback must be an `async fn`; calling this one gives `{Self}`, which is not a future",
+    label = "this fallback is not async",
+    note = "declare it `async fn` with the same arguments as the function it stands in for"
+)]
+pub trait FallbackCall: IntoFuture {}
+
+impl<F: IntoFuture> FallbackCall for F {}
+
+/// Checks that a fallback target's call is a future.
+#[inline(always)]
+pub fn fallback_call<F: FallbackCall>(call: F) -> F {
+    call
+}
+
+/// What a fallback that is not the last returns.
+#[diagnostic::on_unimplemented(
+    message = "a fallback before the last must return `Result<{T}, {E}>`, but this one returns `{Self}`",
+    label = "returns `{Self}`",
+    note = "a fallback returning a plain `{T}` never fails, so it must come last in `#[fallback(...)]`"
+)]
+pub trait Fallible<T, E> {
+    /// The target's result.
+    fn into_result(self) -> Result<T, E>;
+}
+
+impl<T, E> Fallible<T, E> for Result<T, E> {
+    #[inline(always)]
+    fn into_result(self) -> Result<T, E> {
+        self
+    }
+}
+
+/// Converts what a non-last fallback returned.
+#[inline(always)]
+pub fn fallible<T, E, O: Fallible<T, E>>(out: O) -> Result<T, E> {
+    out.into_result()
+}
+
+/// What the last fallback returns: `Result<T, E>`, or a plain `T` (it cannot fail).
+#[diagnostic::on_unimplemented(
+    message = "a fallback must return `Result<{T}, {E}>` or `{T}`, but this one returns `{Self}`",
+    label = "returns `{Self}`"
+)]
+pub trait LastFallback<T, E> {
+    /// The target's result.
+    fn into_result(self) -> Result<T, E>;
+}
+
+impl<T, E> LastFallback<T, E> for Result<T, E> {
+    #[inline(always)]
+    fn into_result(self) -> Result<T, E> {
+        self
+    }
+}
+
+impl<T, E> LastFallback<T, E> for T {
+    #[inline(always)]
+    fn into_result(self) -> Result<T, E> {
+        Ok(self)
+    }
+}
+
+/// Converts what the last fallback returned.
+#[inline(always)]
+pub fn last_fallback<T, E, O: LastFallback<T, E>>(out: O) -> Result<T, E> {
+    out.into_result()
+}

@@ -1,0 +1,171 @@
+//! What `#[retry]` expands into: a `static` slot holding the policy, and the attempt loop of one
+//! call, written into the function as a `loop` around the layer below.
+
+use std::future::Future;
+use std::ops::ControlFlow;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use crate::__private::{NameFn, StackCtx};
+use crate::backoff::{Backoff, Jitter, Schedule};
+use crate::retry::{Attempts, Next, Retry, RetryPolicy};
+use crate::slot::Slot;
+
+/// A `static` holding one retry layer: its settings, checked by the macro, and its policy per
+/// instantiation of the function.
+#[derive(Debug)]
+pub struct RetrySlot {
+    policy: RetryPolicy,
+    slot: Slot<Retry>,
+}
+
+impl RetrySlot {
+    /// A slot for settings the macro checked.
+    pub const fn new(
+        max_attempts: u32,
+        backoff: Backoff,
+        delay: Duration,
+        max_delay: Duration,
+        jitter: Jitter,
+    ) -> Self {
+        RetrySlot {
+            policy: RetryPolicy::checked(
+                max_attempts,
+                Schedule {
+                    backoff,
+                    delay,
+                    max_delay,
+                    jitter,
+                },
+            ),
+            slot: Slot::new(),
+        }
+    }
+
+    /// The policy of this instantiation, registered under `name()` on first use.
+    #[inline]
+    pub fn get(&self, instance: &'static str, name: NameFn<'_>) -> &'static Retry {
+        self.slot
+            .get(instance, |_| true, || Retry::new(&name(), self.policy))
+    }
+}
+
+/// The attempt loop of one call.
+#[derive(Debug)]
+pub struct RetryLoop<'a> {
+    attempts: Attempts<'a>,
+    ctx: &'a StackCtx,
+    /// The timer of the waits between attempts, made at the first wait and reset for the others.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<'a> RetryLoop<'a> {
+    /// Starts the loop.
+    #[inline]
+    pub fn new(retry: &'a Retry, ctx: &'a StackCtx) -> Self {
+        ctx.set_attempt(1);
+        RetryLoop {
+            attempts: retry.attempts(),
+            ctx,
+            sleep: None,
+        }
+    }
+
+    /// Decides what follows the attempt that gave `out`: the end of the loop, or (once the delay
+    /// has passed) another attempt.
+    ///
+    /// Decides at once; the future only waits the delay before another attempt, so a success costs
+    /// no more than a counter.
+    #[inline]
+    pub fn decide<T, E, P>(&mut self, out: Result<T, E>, retryable: &P) -> Decision<'_, 'a, T, E>
+    where
+        P: Fn(&E) -> bool,
+    {
+        match out {
+            Ok(value) => Decision {
+                flow: Some(ControlFlow::Break(Ok(self.attempts.next_ok(value)))),
+                sleep: None,
+                attempts: None,
+            },
+            Err(error) => self.failed(error, retryable),
+        }
+    }
+
+    #[cold]
+    fn failed<T, E, P>(&mut self, error: E, retryable: &P) -> Decision<'_, 'a, T, E>
+    where
+        P: Fn(&E) -> bool,
+    {
+        // A load first: no read-modify-write unless a breaker below did reject.
+        let rejected = self.ctx.rejected.load(Ordering::Relaxed);
+        if rejected {
+            self.ctx.rejected.store(false, Ordering::Relaxed);
+        }
+        match self.attempts.next(Err(error), retryable, rejected) {
+            Next::Done(out) => Decision {
+                flow: Some(ControlFlow::Break(out)),
+                sleep: None,
+                attempts: None,
+            },
+            Next::Again(wait) => {
+                self.ctx.set_attempt(self.attempts.attempt());
+                let sleep = if wait.is_zero() {
+                    None
+                } else {
+                    let now = tokio::time::Instant::now();
+                    // As `tokio::time::sleep` does: a wait too long to add sleeps for 30 years.
+                    let deadline = now
+                        .checked_add(wait)
+                        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30));
+                    Some(match &mut self.sleep {
+                        Some(sleep) => {
+                            sleep.as_mut().reset(deadline);
+                            sleep
+                        }
+                        none => none.insert(Box::pin(tokio::time::sleep_until(deadline))),
+                    })
+                };
+                Decision {
+                    flow: Some(ControlFlow::Continue(())),
+                    sleep,
+                    attempts: Some(&mut self.attempts),
+                }
+            }
+        }
+    }
+}
+
+/// What [`RetryLoop::decide`] decided, once the delay before another attempt (if any) has passed.
+#[derive(Debug)]
+#[must_use = "a future does nothing unless awaited"]
+pub struct Decision<'l, 'a, T, E> {
+    flow: Option<ControlFlow<Result<T, E>>>,
+    sleep: Option<&'l mut Pin<Box<tokio::time::Sleep>>>,
+    /// Set when another attempt follows: it is counted as a retry once the wait is over, so that a
+    /// wait cut short (a timeout above, a cancelled caller) is not a retry.
+    attempts: Option<&'l mut Attempts<'a>>,
+}
+
+// Never pinned structurally: the result is moved out by value, the timer is boxed.
+impl<T, E> Unpin for Decision<'_, '_, T, E> {}
+
+impl<T, E> Future for Decision<'_, '_, T, E> {
+    type Output = ControlFlow<Result<T, E>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(sleep) = &mut this.sleep {
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.sleep = None;
+        }
+        if let Some(attempts) = this.attempts.take() {
+            attempts.retrying();
+        }
+        Poll::Ready(this.flow.take().unwrap_or(ControlFlow::Continue(())))
+    }
+}

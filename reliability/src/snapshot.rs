@@ -1,0 +1,163 @@
+//! Snapshots of the registry's counters: what [`Registry::snapshot`](crate::Registry::snapshot)
+//! returns.
+
+use std::fmt;
+
+use crate::circuit_state::CircuitState;
+use crate::stats::PolicyKind;
+
+/// The counters of every policy at one moment; see [`Registry::snapshot`](crate::Registry::snapshot).
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    policies: Vec<PolicyStats>,
+}
+
+impl Snapshot {
+    pub(crate) fn new(policies: Vec<PolicyStats>) -> Self {
+        Snapshot { policies }
+    }
+
+    /// Every policy, in registration order.
+    pub fn policies(&self) -> &[PolicyStats] {
+        &self.policies
+    }
+
+    /// The policy of `kind` named `name`.
+    pub fn get(&self, kind: PolicyKind, name: &str) -> Option<&PolicyStats> {
+        self.policies
+            .iter()
+            .find(|p| p.kind == kind && p.name == name)
+    }
+
+    /// The retry policy named `name`.
+    pub fn retry(&self, name: &str) -> Option<&PolicyStats> {
+        self.get(PolicyKind::Retry, name)
+    }
+
+    /// The timeout policy named `name`.
+    pub fn timeout(&self, name: &str) -> Option<&PolicyStats> {
+        self.get(PolicyKind::Timeout, name)
+    }
+
+    /// The circuit breaker named `name`.
+    pub fn circuit_breaker(&self, name: &str) -> Option<&PolicyStats> {
+        self.get(PolicyKind::CircuitBreaker, name)
+    }
+
+    /// The fallback policy named `name`.
+    pub fn fallback(&self, name: &str) -> Option<&PolicyStats> {
+        self.get(PolicyKind::Fallback, name)
+    }
+
+    /// The cache named `name`.
+    pub fn cache(&self, name: &str) -> Option<&PolicyStats> {
+        self.get(PolicyKind::Cache, name)
+    }
+}
+
+/// Prints one line per policy with its non-zero counters.
+impl fmt::Display for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for p in &self.policies {
+            writeln!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The counters of one policy. Counters a policy does not move stay zero.
+///
+/// | kind | `calls` | `successes` | `failures` | other |
+/// |---|---|---|---|---|
+/// | retry | calls of the layer | final `Ok` | final `Err` (attempts exhausted, error not retryable, or rejected by a breaker below) | `retries`: attempts after the first; `rejections`: calls ended by an open breaker below |
+/// | timeout | calls of the layer | `Ok` in time | `Err` in time | `timeouts`: deadlines that expired |
+/// | circuit_breaker | calls admitted or rejected | admitted calls that succeeded (or failed with an error `when` does not count) | counted failures | `rejections`, `openings`, `state` |
+/// | fallback | calls of the layer | `Ok` from the layer below | every target failed | `fallbacks`: calls served by each target |
+/// | cached | `hits + misses` | `Ok` results stored | runs of the layer below that failed | `hits`, `misses` |
+///
+/// Each layer counts a call when it is first polled and its outcome when it ends. A call dropped
+/// (cancelled) or panicking inside a layer has no outcome there, so `calls` is the sum of the
+/// outcomes above plus the calls abandoned in the layer (for `cached`: `misses`, with `successes +
+/// failures`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PolicyStats {
+    /// The kind of policy.
+    pub kind: PolicyKind,
+    /// Its registry name.
+    pub name: String,
+    /// Calls that reached the policy. Retry and timeout count a call when it ends (cancelled calls
+    /// included), so a call still running is not in their `calls` yet.
+    pub calls: u64,
+    /// Calls that ended in success at this layer.
+    pub successes: u64,
+    /// Calls that ended in failure at this layer.
+    pub failures: u64,
+    /// Retry: attempts after the first.
+    pub retries: u64,
+    /// Timeout: deadlines that expired.
+    pub timeouts: u64,
+    /// Circuit breaker: calls rejected while open or while all trial slots were taken; retry: calls
+    /// that ended because a breaker below rejected them.
+    pub rejections: u64,
+    /// Cache: calls answered from the cache.
+    pub hits: u64,
+    /// Cache: calls that ran the layer below.
+    pub misses: u64,
+    /// Cache: calls that missed while a concurrent call of the same key was running the layer
+    /// below, and received its value without running it themselves (single flight).
+    pub coalesced: u64,
+    /// Circuit breaker: transitions to open.
+    pub openings: u64,
+    /// Fallback: `(target, calls it served)` for each target, in declaration order.
+    pub fallbacks: Vec<(String, u64)>,
+    /// Circuit breaker: its state when the snapshot was taken.
+    pub state: Option<CircuitState>,
+}
+
+impl PolicyStats {
+    /// Fallback: calls served by any target.
+    pub fn fallbacks_served(&self) -> u64 {
+        self.fallbacks.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Cache: the share of calls answered from a stored entry, `hits / calls`, or `0.0` before
+    /// the first call. Calls that shared a concurrent call's run (`coalesced`) are not hits: they
+    /// waited for the layer below.
+    pub fn hit_rate(&self) -> f64 {
+        if self.calls == 0 {
+            0.0
+        } else {
+            self.hits as f64 / self.calls as f64
+        }
+    }
+}
+
+impl fmt::Display for PolicyStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: calls={}", self.kind, self.name, self.calls)?;
+        let fields = [
+            ("successes", self.successes),
+            ("failures", self.failures),
+            ("retries", self.retries),
+            ("timeouts", self.timeouts),
+            ("rejections", self.rejections),
+            ("hits", self.hits),
+            ("misses", self.misses),
+            ("coalesced", self.coalesced),
+            ("openings", self.openings),
+        ];
+        for (label, value) in fields {
+            if value != 0 {
+                write!(f, " {label}={value}")?;
+            }
+        }
+        for (target, served) in &self.fallbacks {
+            write!(f, " served_by[{target}]={served}")?;
+        }
+        if let Some(state) = self.state {
+            write!(f, " state={state:?}")?;
+        }
+        Ok(())
+    }
+}
