@@ -310,11 +310,7 @@ async fn canned(k: usize) -> String {
 #[cached(max_size = 1_000)]
 #[fallback(canned)]
 #[retry(max = 3, delay = "3ms", jitter = "none")]
-#[circuit_breaker(
-    name = "cancellation.stack",
-    failure_threshold = 5,
-    cooldown = "20ms"
-)]
+#[circuit_breaker(name = "cancellation.stack", failure_threshold = 5, cooldown = "20ms")]
 #[timeout(ms = 20)]
 async fn stack(k: usize) -> Result<String, AppError> {
     service(&STACK_RUNS, 2).await?;
@@ -350,8 +346,6 @@ async fn full_stack_cancelled_anywhere_stays_consistent() {
     ] {
         assert!(unfinished(&inner) <= dropped, "{inner}");
     }
-    let breaker = registry()
-        .circuit_breaker("cancellation.stack")
-        .unwrap();
+    let breaker = registry().circuit_breaker("cancellation.stack").unwrap();
     assert_eq!(breaker.state(), CircuitState::Closed);
 }

@@ -115,12 +115,8 @@ async fn chaos_soak() {
         .panic_rate(0.002)
         .build()
         .unwrap();
-    let cache: Arc<Cache<u64, String>> = Arc::new(
-        Cache::builder("chaos")
-            .max_size(MAX_SIZE)
-            .build()
-            .unwrap(),
-    );
+    let cache: Arc<Cache<u64, String>> =
+        Arc::new(Cache::builder("chaos").max_size(MAX_SIZE).build().unwrap());
     let slots = Arc::new(Semaphore::new(CONCURRENCY));
     let mut tasks = JoinSet::new();
     let mut ends = std::collections::HashMap::<End, u64>::new();
