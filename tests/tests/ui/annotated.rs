@@ -13,6 +13,8 @@
 //!
 //! A case passes when every expectation is met by one of its errors, every error it has starts on
 //! a line that an `ERROR` names (rustc may say more there, in any words), and it has no warning.
+//! The crate lives in the target directory (`tmp/ui_annotated`, with its own `target/`): its
+//! first build checks `reliability` and its dependencies once, later runs only the cases.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -208,8 +210,8 @@ fn write_project(project: &Path, cases: &[(String, PathBuf)]) {
         .expect("copy the workspace's Cargo.lock");
 }
 
-/// Compiles every case in `dir` (relative to the tests crate) and checks its `//~` comments.
-/// Prints a report and returns how many cases failed.
+/// Compiles every case in the directory `relative` (to the tests crate) and checks its `//~`
+/// comments. Prints a report and returns how many cases failed.
 pub(crate) fn check(relative: &str) -> usize {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
     let mut cases = fs::read_dir(&dir)
