@@ -1,6 +1,7 @@
 //! Each attribute's options, validated: ranges, required options and options that conflict.
 
 use proc_macro2::Span;
+use quote::ToTokens;
 use syn::{Expr, Path};
 
 use crate::kind::Kind;
@@ -333,8 +334,14 @@ fn fallback(opts: &Options, span: Span, errors: &mut Errors) -> FallbackConfig {
             "`#[fallback]` needs at least one function to fall back to: `#[fallback(cheaper_model, canned_answer)]`".to_owned(),
         ));
     }
+    // Compared as written (segments, `::` and any generic arguments), e.g. `models::cheaper`.
+    let written: Vec<String> = opts
+        .paths
+        .iter()
+        .map(|p| p.to_token_stream().to_string())
+        .collect();
     for (i, path) in opts.paths.iter().enumerate() {
-        if opts.paths[..i].iter().any(|earlier| earlier == path) {
+        if written[..i].contains(&written[i]) {
             errors.push(at(path, "this fallback is listed twice; remove this one"));
         }
     }

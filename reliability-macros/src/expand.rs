@@ -246,13 +246,12 @@ pub(crate) fn expand(function: Function, layers: Vec<Layer>, uses: TokenStream) 
                 let ctx = &l.ctx;
                 // `Result` or not is the type system's call (aliases and macro-made types included):
                 // `StoresOk` applies to `Result<T, E>`, `StoresValue` to anything else.
-                let how = quote_spanned!(ret_span=> {
+                let how = quote!({
                     #[allow(unused_imports)]
                     use ::reliability::__private::{StoresOk as _, StoresValue as _};
                     (&::reliability::__private::Returns::<#ret>::new()).how()
                 });
-                let cached = quote_spanned!(ret_span=> cached);
-                quote!(#how.#cached(&__RELIABILITY_CACHE, #instance, &#name, &#ctx, #key, #fut))
+                quote!(#how.cached(&__RELIABILITY_CACHE, #instance, &#name, &#ctx, #key, #fut))
             }
         };
     }

@@ -8,11 +8,11 @@ mod config;
 mod duration;
 mod entry;
 mod expand;
-#[cfg(test)]
-mod fuzz_tests;
 mod item;
 mod kind;
 mod options;
+#[cfg(test)]
+mod proptests;
 mod stack;
 mod suggest;
 

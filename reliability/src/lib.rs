@@ -79,5 +79,5 @@ pub use reliability_macros::{cached, circuit_breaker, fallback, retry, timeout};
 
 /// Runs the README's examples as doctests, so they keep compiling and passing.
 #[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
+#[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -12,6 +12,10 @@ impl From<reliability::Error> for MyError {
 pub struct Prompt(String);
 
 #[retry]
+//~^ ERROR: `Prompt` must be `Clone`: `#[retry]` and `#[fallback]` hand each argument to more than one call
+//~| LABEL: cloned for every attempt and every fallback
+//~| NOTE: derive or implement `Clone`, or take the argument by reference
+//~| SPAN: #[retry]
 async fn f(prompt: Prompt) -> Result<usize, MyError> {
     Ok(prompt.0.len())
 }

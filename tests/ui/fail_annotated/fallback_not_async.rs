@@ -14,6 +14,10 @@ fn canned(_q: String) -> usize {
 }
 
 #[fallback(canned)]
+//~^ ERROR: a fallback must be an `async fn`; calling this one gives `usize`, which is not a future
+//~| LABEL: this fallback is not async
+//~| NOTE: declare it `async fn` with the same arguments as the function it stands in for
+//~| SPAN: canned
 async fn f(q: String) -> Result<usize, MyError> {
     Ok(q.len())
 }

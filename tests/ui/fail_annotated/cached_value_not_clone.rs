@@ -12,6 +12,10 @@ impl From<reliability::Error> for MyError {
 pub struct Answer(String);
 
 #[cached]
+//~^ ERROR: `Answer` cannot be cached: it must be `Clone + Send + Sync + 'static`
+//~| LABEL: the value `#[cached]` stores
+//~| NOTE: wrap it in `Arc` to share it without `Clone`
+//~| SPAN: #[cached]
 async fn f(q: String) -> Result<Answer, MyError> {
     Ok(Answer(q))
 }

@@ -9,11 +9,14 @@ impl From<reliability::Error> for MyError {
     }
 }
 
-async fn cheaper(q: String, extra: u32) -> Result<usize, MyError> {
-    Ok(q.len() + extra as usize)
+async fn cheaper(q: String) -> Result<String, MyError> {
+    Ok(q)
 }
 
 #[fallback(cheaper)]
+//~^ ERROR: a fallback must return `Result<usize, MyError>` or `usize`, but this one returns `Result<String, MyError>`
+//~| LABEL: returns `Result<String, MyError>`
+//~| SPAN: cheaper
 async fn f(q: String) -> Result<usize, MyError> {
     Ok(q.len())
 }

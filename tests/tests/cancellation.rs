@@ -108,7 +108,7 @@ async fn breaker_trial_cancelled_anywhere_frees_its_slot() {
     let runs = AtomicU32::new(0);
     let mut dropped = 0;
     for k in 0.. {
-        let breaker = CircuitBreaker::builder(format!("hardening.cancel.trial.{k}"))
+        let breaker = CircuitBreaker::builder(format!("cancellation.trial.{k}"))
             .failure_threshold(1)
             .success_threshold(2)
             .cooldown(Duration::from_secs(1))
@@ -171,12 +171,12 @@ async fn retry_cancelled_anywhere_counts_exactly() {
         if k == 0 {
             return; // never polled: not registered yet
         }
-        let p = stats(|s| s.retry("hardening_cancel::retried"));
+        let p = stats(|s| s.retry("cancellation::retried"));
         assert_eq!(p.failures, 0, "{p}");
         assert!(p.successes <= 1);
     })
     .await;
-    let p = stats(|s| s.retry("hardening_cancel::retried"));
+    let p = stats(|s| s.retry("cancellation::retried"));
     assert_eq!(unfinished(&p), dropped, "{p}");
     assert!(retried(0).await.is_ok());
 }
@@ -195,7 +195,7 @@ async fn bounded(k: usize) -> Result<String, AppError> {
 #[tokio::test(start_paused = true)]
 async fn timeout_cancelled_anywhere_counts_exactly() {
     let dropped = every_k(bounded, async |_, _| {}).await;
-    let p = stats(|s| s.timeout("hardening_cancel::bounded"));
+    let p = stats(|s| s.timeout("cancellation::bounded"));
     assert_eq!(unfinished(&p), dropped, "{p}");
     assert!(p.timeouts >= 1, "{p}");
 }
@@ -203,7 +203,7 @@ async fn timeout_cancelled_anywhere_counts_exactly() {
 static BREAKER_RUNS: AtomicU32 = AtomicU32::new(0);
 
 #[circuit_breaker(
-    name = "hardening.cancel.breaker",
+    name = "cancellation.breaker",
     failure_threshold = 2,
     success_threshold = 1,
     cooldown = "10ms"
@@ -216,12 +216,12 @@ async fn guarded(_k: usize) -> Result<String, AppError> {
 #[tokio::test(start_paused = true)]
 async fn breaker_layer_cancelled_anywhere_counts_exactly() {
     let dropped = every_k(guarded, async |_, _| {
-        if let Some(breaker) = registry().circuit_breaker("hardening.cancel.breaker") {
+        if let Some(breaker) = registry().circuit_breaker("cancellation.breaker") {
             assert_eq!(breaker.state(), CircuitState::Closed);
         }
     })
     .await;
-    let p = stats(|s| s.circuit_breaker("hardening.cancel.breaker"));
+    let p = stats(|s| s.circuit_breaker("cancellation.breaker"));
     assert_eq!(unfinished(&p), dropped, "{p}");
     assert_eq!((p.failures, p.rejections, p.openings), (0, 0, 0), "{p}");
 }
@@ -240,7 +240,7 @@ async fn degraded(_k: usize) -> Result<String, AppError> {
 #[tokio::test(start_paused = true)]
 async fn fallback_cancelled_anywhere_counts_exactly() {
     let dropped = every_k(degraded, async |_, _| {}).await;
-    let p = stats(|s| s.fallback("hardening_cancel::degraded"));
+    let p = stats(|s| s.fallback("cancellation::degraded"));
     assert_eq!(unfinished(&p), dropped, "{p}");
     assert_eq!(p.fallbacks_served(), 1, "{p}");
 }
@@ -295,7 +295,7 @@ async fn cache_cancelled_anywhere_leaves_no_stuck_entry() {
         }
     }
     assert!(dropped >= 3);
-    let p = stats(|s| s.cache("hardening_cancel::remembered"));
+    let p = stats(|s| s.cache("cancellation::remembered"));
     assert_eq!(unfinished(&p), dropped, "{p}");
 }
 
@@ -310,11 +310,7 @@ async fn canned(k: usize) -> String {
 #[cached(max_size = 1_000)]
 #[fallback(canned)]
 #[retry(max = 3, delay = "3ms", jitter = "none")]
-#[circuit_breaker(
-    name = "hardening.cancel.stack",
-    failure_threshold = 5,
-    cooldown = "20ms"
-)]
+#[circuit_breaker(name = "cancellation.stack", failure_threshold = 5, cooldown = "20ms")]
 #[timeout(ms = 20)]
 async fn stack(k: usize) -> Result<String, AppError> {
     service(&STACK_RUNS, 2).await?;
@@ -340,18 +336,16 @@ async fn full_stack_cancelled_anywhere_stays_consistent() {
     })
     .await;
     assert!(dropped >= 3);
-    let cache = stats(|s| s.cache("hardening_cancel::stack"));
+    let cache = stats(|s| s.cache("cancellation::stack"));
     assert_eq!(unfinished(&cache), dropped, "{cache}");
     for inner in [
-        stats(|s| s.fallback("hardening_cancel::stack")),
-        stats(|s| s.retry("hardening_cancel::stack")),
-        stats(|s| s.circuit_breaker("hardening.cancel.stack")),
-        stats(|s| s.timeout("hardening_cancel::stack")),
+        stats(|s| s.fallback("cancellation::stack")),
+        stats(|s| s.retry("cancellation::stack")),
+        stats(|s| s.circuit_breaker("cancellation.stack")),
+        stats(|s| s.timeout("cancellation::stack")),
     ] {
         assert!(unfinished(&inner) <= dropped, "{inner}");
     }
-    let breaker = registry()
-        .circuit_breaker("hardening.cancel.stack")
-        .unwrap();
+    let breaker = registry().circuit_breaker("cancellation.stack").unwrap();
     assert_eq!(breaker.state(), CircuitState::Closed);
 }

@@ -180,7 +180,7 @@ proptest! {
             .unwrap();
         let starts = Mutex::new(Vec::new());
         runtime.block_on(async {
-            let retry = Retry::new("hardening.props.retry", policy);
+            let retry = Retry::new("retry_schedules.retry", policy);
             let begin = tokio::time::Instant::now();
             let out: Result<(), ()> = retry
                 .run(|| async {

@@ -118,7 +118,7 @@ proptest! {
         cooldown in duration(),
         empty_name in any::<bool>(),
     ) {
-        let name = if empty_name { String::new() } else { "hardening.config.breaker".to_owned() };
+        let name = if empty_name { String::new() } else { "config_validation.breaker".to_owned() };
         let built = CircuitBreaker::builder(name)
             .failure_threshold(failure_threshold)
             .success_threshold(success_threshold)
@@ -140,7 +140,7 @@ proptest! {
         tti in prop::option::of(duration()),
         max_size in prop_oneof![Just(0u64), Just(1), Just(u64::MAX), any::<u64>()],
     ) {
-        let mut builder = Cache::builder("hardening.config.cache").max_size(max_size);
+        let mut builder = Cache::builder("config_validation.cache").max_size(max_size);
         if let Some(ttl) = ttl {
             builder = builder.ttl(ttl);
         }
@@ -164,7 +164,7 @@ proptest! {
 
     #[test]
     fn timeout_accepts_any_positive_deadline(after in duration()) {
-        match Timeout::new("hardening.config.timeout", after) {
+        match Timeout::new("config_validation.timeout", after) {
             Ok(timeout) => {
                 prop_assert!(!after.is_zero());
                 prop_assert_eq!(timeout.after(), after);
@@ -207,7 +207,7 @@ proptest! {
 /// `Duration::MAX`, a timeout of `Duration::MAX` runs, and a cache lives for as long as moka allows.
 #[tokio::test(start_paused = true)]
 async fn the_longest_accepted_settings_work() {
-    let breaker = CircuitBreaker::builder("hardening.config.longest")
+    let breaker = CircuitBreaker::builder("config_validation.longest")
         .failure_threshold(1)
         .cooldown(Duration::MAX)
         .build()
@@ -225,7 +225,7 @@ async fn the_longest_accepted_settings_work() {
         matches!(rejected, Err(Error::CircuitOpen { retry_after, .. }) if retry_after > Duration::from_secs(500 * 365 * 86_400))
     );
 
-    let timeout = Timeout::new("hardening.config.longest", Duration::MAX).unwrap();
+    let timeout = Timeout::new("config_validation.longest", Duration::MAX).unwrap();
     assert_eq!(timeout.run(async { Ok::<_, Error>(7) }).await, Ok(7));
     let slow = timeout.run(async {
         tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -233,7 +233,7 @@ async fn the_longest_accepted_settings_work() {
     });
     assert_eq!(slow.await, Ok(8));
 
-    let cache: Cache<u8, u8> = Cache::builder("hardening.config.longest")
+    let cache: Cache<u8, u8> = Cache::builder("config_validation.longest")
         .ttl(Duration::from_secs(365 * 86_400))
         .build()
         .unwrap();

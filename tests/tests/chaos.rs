@@ -39,7 +39,7 @@ async fn canned(_service: FaultInjector<AppError>, key: u64) -> String {
 #[fallback(canned)]
 #[retry(max = 3, delay = "2ms", max_delay = "10ms", jitter = "full")]
 #[circuit_breaker(
-    name = "hardening.chaos",
+    name = "chaos",
     failure_threshold = 10,
     success_threshold = 2,
     cooldown = "20ms"
@@ -115,12 +115,8 @@ async fn chaos_soak() {
         .panic_rate(0.002)
         .build()
         .unwrap();
-    let cache: Arc<Cache<u64, String>> = Arc::new(
-        Cache::builder("hardening.chaos")
-            .max_size(MAX_SIZE)
-            .build()
-            .unwrap(),
-    );
+    let cache: Arc<Cache<u64, String>> =
+        Arc::new(Cache::builder("chaos").max_size(MAX_SIZE).build().unwrap());
     let slots = Arc::new(Semaphore::new(CONCURRENCY));
     let mut tasks = JoinSet::new();
     let mut ends = std::collections::HashMap::<End, u64>::new();
@@ -191,7 +187,7 @@ async fn chaos_soak() {
         "{ends:?} {injected:?}"
     );
     let gone = count(End::Panicked) + count(End::Cancelled);
-    let cache_stats = stats(PolicyKind::Cache, "hardening.chaos");
+    let cache_stats = stats(PolicyKind::Cache, "chaos");
     assert_eq!(cache_stats.calls, CALLS, "{cache_stats}");
     assert_eq!(unfinished(&cache_stats), gone, "{cache_stats}");
     assert_eq!(
@@ -200,10 +196,10 @@ async fn chaos_soak() {
         "{cache_stats}"
     );
     assert_eq!(cache_stats.failures, 0, "{cache_stats}");
-    let fallback = stats(PolicyKind::Fallback, "hardening_chaos::call_service");
-    let retry = stats(PolicyKind::Retry, "hardening_chaos::call_service");
-    let breaker = stats(PolicyKind::CircuitBreaker, "hardening.chaos");
-    let timeout = stats(PolicyKind::Timeout, "hardening_chaos::call_service");
+    let fallback = stats(PolicyKind::Fallback, "chaos::call_service");
+    let retry = stats(PolicyKind::Retry, "chaos::call_service");
+    let breaker = stats(PolicyKind::CircuitBreaker, "chaos");
+    let timeout = stats(PolicyKind::Timeout, "chaos::call_service");
     // The fallback serves every failure: callers see errors only when they gave up.
     assert_eq!(fallback.failures, 0, "{fallback}");
     assert_eq!(count(End::Err), 0);
@@ -254,6 +250,6 @@ async fn chaos_soak() {
             Ok(format!("value {}", KEYS + key))
         );
     }
-    let breaker = registry().circuit_breaker("hardening.chaos").unwrap();
+    let breaker = registry().circuit_breaker("chaos").unwrap();
     assert_eq!(breaker.state(), CircuitState::Closed);
 }

@@ -9,7 +9,9 @@ impl From<reliability::Error> for MyError {
     }
 }
 
-#[fallback]
+#[fallback(cheaper_model)]
+//~^ ERROR[E0425]
+//~| SPAN: cheaper_model
 async fn f(q: String) -> Result<usize, MyError> {
     Ok(q.len())
 }

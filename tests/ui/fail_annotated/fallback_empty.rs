@@ -9,11 +9,9 @@ impl From<reliability::Error> for MyError {
     }
 }
 
-async fn cheaper(q: String) -> Result<String, MyError> {
-    Ok(q)
-}
-
-#[fallback(cheaper)]
+#[fallback]
+//~^ ERROR: `#[fallback]` needs at least one function to fall back to: `#[fallback(cheaper_model, canned_answer)]`
+//~| SPAN: #[fallback]
 async fn f(q: String) -> Result<usize, MyError> {
     Ok(q.len())
 }

@@ -18,6 +18,10 @@ async fn cheaper(q: String) -> Result<usize, MyError> {
 }
 
 #[fallback(canned, cheaper)]
+//~^ ERROR: a fallback before the last must return `Result<usize, MyError>`, but this one returns `usize`
+//~| LABEL: returns `usize`
+//~| NOTE: a fallback returning a plain `usize` never fails, so it must come last in `#[fallback(...)]`
+//~| SPAN: canned
 async fn f(q: String) -> Result<usize, MyError> {
     Ok(q.len())
 }

@@ -9,7 +9,13 @@ impl From<reliability::Error> for MyError {
     }
 }
 
-#[fallback(cheaper_model)]
+async fn cheaper(q: String, extra: u32) -> Result<usize, MyError> {
+    Ok(q.len() + extra as usize)
+}
+
+#[fallback(cheaper)]
+//~^ ERROR[E0061]
+//~| SPAN: cheaper
 async fn f(q: String) -> Result<usize, MyError> {
     Ok(q.len())
 }

@@ -34,7 +34,7 @@ fn message(payload: Box<dyn std::any::Any + Send>) -> String {
 
 #[tokio::test(start_paused = true)]
 async fn a_panicking_trial_frees_its_slot_and_counts_nothing() {
-    let breaker = CircuitBreaker::builder("hardening.panic.trial")
+    let breaker = CircuitBreaker::builder("panic_safety.trial")
         .failure_threshold(1)
         .success_threshold(1)
         .cooldown(Duration::from_secs(1))
@@ -52,7 +52,7 @@ async fn a_panicking_trial_frees_its_slot_and_counts_nothing() {
     .await;
     assert_eq!(message(caught.unwrap_err()), "boom in a trial");
     assert_eq!(breaker.state(), CircuitState::HalfOpen);
-    let p = stats(|s| s.circuit_breaker("hardening.panic.trial"));
+    let p = stats(|s| s.circuit_breaker("panic_safety.trial"));
     assert_eq!(
         (p.calls, p.successes, p.failures, p.rejections),
         (2, 0, 1, 0),
@@ -80,7 +80,7 @@ async fn retry_does_not_retry_a_panic() {
     assert_eq!(message(caught.unwrap_err()), "boom in an attempt");
     assert_eq!(RETRY_RUNS.load(Ordering::SeqCst), 1);
     assert_eq!(retried().await, Ok(1));
-    let p = stats(|s| s.retry("hardening_panic::retried"));
+    let p = stats(|s| s.retry("panic_safety::retried"));
     assert_eq!(
         (p.calls, p.successes, p.failures, p.retries),
         (2, 1, 0, 0),
@@ -142,7 +142,7 @@ async fn a_panicking_cache_fill_leaves_no_stuck_entry() {
     assert_eq!(CACHE_RUNS.load(Ordering::SeqCst), 2);
     assert_eq!(remembered(7).await, Ok("value 7".to_owned()));
     assert_eq!(CACHE_RUNS.load(Ordering::SeqCst), 2, "a hit");
-    let p = stats(|s| s.cache("hardening_panic::remembered"));
+    let p = stats(|s| s.cache("panic_safety::remembered"));
     assert_eq!(
         (p.calls, p.hits, p.misses, p.successes, p.failures),
         (3, 1, 2, 1, 0),
@@ -162,7 +162,7 @@ async fn canned(_key: u32) -> String {
 #[fallback(canned)]
 #[retry(max = 3, delay = "10ms")]
 #[circuit_breaker(
-    name = "hardening.panic.stack",
+    name = "panic_safety.stack",
     failure_threshold = 2,
     success_threshold = 1,
     cooldown = 1
@@ -183,13 +183,13 @@ async fn a_panic_through_the_full_stack_reaches_the_caller() {
     // First call: one failed attempt (counted by the breaker), then a panic on the retry.
     let caught = tokio::spawn(stack(1)).await.unwrap_err();
     assert_eq!(message(caught.into_panic()), "boom in the stack");
-    let breaker = registry().circuit_breaker("hardening.panic.stack").unwrap();
+    let breaker = registry().circuit_breaker("panic_safety.stack").unwrap();
     assert_eq!(
         breaker.state(),
         CircuitState::Closed,
         "one failure is below the threshold"
     );
-    let b = stats(|s| s.circuit_breaker("hardening.panic.stack"));
+    let b = stats(|s| s.circuit_breaker("panic_safety.stack"));
     assert_eq!(
         (b.calls, b.successes, b.failures),
         (2, 0, 1),
@@ -199,13 +199,13 @@ async fn a_panic_through_the_full_stack_reaches_the_caller() {
     assert_eq!(stack(1).await, Ok("value 1".to_owned()));
     assert_eq!(stack(1).await, Ok("value 1".to_owned()));
     assert_eq!(STACK_RUNS.load(Ordering::SeqCst), 3);
-    let cache = stats(|s| s.cache("hardening_panic::stack"));
+    let cache = stats(|s| s.cache("panic_safety::stack"));
     assert_eq!(
         (cache.calls, cache.hits, cache.misses, cache.successes),
         (3, 1, 2, 1),
         "{cache}"
     );
-    let fallback = stats(|s| s.fallback("hardening_panic::stack"));
+    let fallback = stats(|s| s.fallback("panic_safety::stack"));
     assert_eq!(
         (
             fallback.calls,
@@ -215,13 +215,13 @@ async fn a_panic_through_the_full_stack_reaches_the_caller() {
         (2, 1, 0),
         "{fallback}"
     );
-    let retry = stats(|s| s.retry("hardening_panic::stack"));
+    let retry = stats(|s| s.retry("panic_safety::stack"));
     assert_eq!(
         (retry.calls, retry.successes, retry.retries),
         (2, 1, 1),
         "{retry}"
     );
-    let timeout = stats(|s| s.timeout("hardening_panic::stack"));
+    let timeout = stats(|s| s.timeout("panic_safety::stack"));
     assert_eq!(
         (timeout.calls, timeout.successes, timeout.failures),
         (3, 1, 1),
