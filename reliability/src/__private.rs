@@ -24,7 +24,7 @@ use crate::circuit_breaker::{Caller, CircuitBreaker, Permit};
 use crate::error::Error;
 use crate::fallback::Fallback;
 use crate::registry::registry;
-use crate::retry::{Attempts, Next, Retry};
+use crate::retry::{Attempts, Below, Next, Retry};
 use crate::timeout::Timeout;
 
 /// Fixes the output type of the async block that holds a layer, so `?` and `return` in the body
@@ -234,7 +234,14 @@ impl<'a> RetryLoop<'a> {
         if rejected {
             self.ctx.rejected.store(false, Ordering::Relaxed);
         }
-        match self.attempts.next(Err(error), retryable, rejected) {
+        let below = Below {
+            rejected,
+            retry_after: None,
+        };
+        match self
+            .attempts
+            .next(Err(error), retryable, &|_: &E| None, below)
+        {
             Next::Done(out) => Settle {
                 flow: Some(ControlFlow::Break(out)),
                 sleep: None,

@@ -3,7 +3,10 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use crate::bulkhead::{Bulkhead, BulkheadConfig};
 use crate::circuit_breaker::{BreakerConfig, CircuitBreaker, CircuitState};
+use crate::rate_limit::{RateLimitConfig, RateLimiter};
+use crate::retry::RetryBudget;
 use crate::stats::{Field, Stats};
 
 /// The kind of a policy in the [`Registry`].
@@ -20,6 +23,10 @@ pub enum PolicyKind {
     Fallback,
     /// `#[cached]` or [`Cache`](crate::Cache).
     Cache,
+    /// `#[rate_limit]` or [`RateLimiter`].
+    RateLimit,
+    /// `#[bulkhead]` or [`Bulkhead`].
+    Bulkhead,
 }
 
 impl fmt::Display for PolicyKind {
@@ -30,6 +37,8 @@ impl fmt::Display for PolicyKind {
             PolicyKind::CircuitBreaker => "circuit_breaker",
             PolicyKind::Fallback => "fallback",
             PolicyKind::Cache => "cached",
+            PolicyKind::RateLimit => "rate_limit",
+            PolicyKind::Bulkhead => "bulkhead",
         })
     }
 }
@@ -38,10 +47,14 @@ impl fmt::Display for PolicyKind {
 ///
 /// Every policy registers itself under its name the first time it is used (attributes) or built
 /// (programmatic API). Policies of one kind with the same name share their counters; circuit
-/// breakers with the same explicit name are one breaker.
+/// breakers, rate limiters and bulkheads with the same name are one breaker, limiter or bulkhead,
+/// and retries with the same name and a budget share one budget.
 pub struct Registry {
     stats: Mutex<Vec<Arc<Stats>>>,
     breakers: Mutex<Vec<CircuitBreaker>>,
+    limiters: Mutex<Vec<RateLimiter>>,
+    bulkheads: Mutex<Vec<Bulkhead>>,
+    budgets: Mutex<Vec<Arc<RetryBudget>>>,
 }
 
 /// The process-wide [`Registry`].
@@ -68,6 +81,9 @@ pub fn registry() -> &'static Registry {
     REGISTRY.get_or_init(|| Registry {
         stats: Mutex::new(Vec::new()),
         breakers: Mutex::new(Vec::new()),
+        limiters: Mutex::new(Vec::new()),
+        bulkheads: Mutex::new(Vec::new()),
+        budgets: Mutex::new(Vec::new()),
     })
 }
 
@@ -89,6 +105,31 @@ impl Registry {
         lock(&self.breakers).clone()
     }
 
+    /// The rate limiter registered under `name`, or `None` until one of that name has been used.
+    pub fn rate_limiter(&self, name: &str) -> Option<RateLimiter> {
+        lock(&self.limiters)
+            .iter()
+            .find(|l| l.name() == name)
+            .cloned()
+    }
+
+    /// The bulkhead registered under `name`, or `None` until one of that name has been used.
+    pub fn bulkhead(&self, name: &str) -> Option<Bulkhead> {
+        lock(&self.bulkheads)
+            .iter()
+            .find(|b| b.name() == name)
+            .cloned()
+    }
+
+    /// The retry budget shared by the retries named `name`, or `None` until a retry of that name
+    /// with a budget has been used.
+    pub fn retry_budget(&self, name: &str) -> Option<Arc<RetryBudget>> {
+        lock(&self.budgets)
+            .iter()
+            .find(|b| b.name() == name)
+            .cloned()
+    }
+
     /// A copy of every policy's counters at this moment, in registration order.
     pub fn snapshot(&self) -> Snapshot {
         let stats = lock(&self.stats).clone();
@@ -106,6 +147,9 @@ impl Registry {
                 hits: s.get(Field::Hits),
                 misses: s.get(Field::Misses),
                 openings: s.get(Field::Openings),
+                waited: s.get(Field::Waited),
+                budget_exhausted: s.get(Field::BudgetExhausted),
+                deadline_exceeded: s.get(Field::DeadlineExceeded),
                 fallbacks: s.targets(),
                 state: match s.kind {
                     PolicyKind::CircuitBreaker => self.circuit_breaker(&s.name).map(|b| b.state()),
@@ -134,6 +178,40 @@ impl Registry {
             return found.clone();
         }
         let created = CircuitBreaker::create(name, config);
+        all.push(created.clone());
+        created
+    }
+
+    /// The rate limiter named `name`, created with `config` if there is none yet (shared by name).
+    pub(crate) fn shared_rate_limiter(&self, name: &str, config: RateLimitConfig) -> RateLimiter {
+        let mut all = lock(&self.limiters);
+        if let Some(found) = all.iter().find(|l| l.name() == name) {
+            return found.clone();
+        }
+        let created = RateLimiter::create(name, config);
+        all.push(created.clone());
+        created
+    }
+
+    /// The bulkhead named `name`, created with `config` if there is none yet (shared by name).
+    pub(crate) fn shared_bulkhead(&self, name: &str, config: BulkheadConfig) -> Bulkhead {
+        let mut all = lock(&self.bulkheads);
+        if let Some(found) = all.iter().find(|b| b.name() == name) {
+            return found.clone();
+        }
+        let created = Bulkhead::create(name, config);
+        all.push(created.clone());
+        created
+    }
+
+    /// The retry budget of the retries named `name`, created with the share `ratio_ppb` (parts
+    /// per billion) if there is none yet.
+    pub(crate) fn shared_retry_budget(&self, name: &str, ratio_ppb: u32) -> Arc<RetryBudget> {
+        let mut all = lock(&self.budgets);
+        if let Some(found) = all.iter().find(|b| b.name() == name) {
+            return found.clone();
+        }
+        let created = Arc::new(RetryBudget::new(name, ratio_ppb));
         all.push(created.clone());
         created
     }
@@ -189,6 +267,16 @@ impl Snapshot {
     pub fn cache(&self, name: &str) -> Option<&PolicyStats> {
         self.get(PolicyKind::Cache, name)
     }
+
+    /// The rate limiter named `name`.
+    pub fn rate_limit(&self, name: &str) -> Option<&PolicyStats> {
+        self.get(PolicyKind::RateLimit, name)
+    }
+
+    /// The bulkhead named `name`.
+    pub fn bulkhead(&self, name: &str) -> Option<&PolicyStats> {
+        self.get(PolicyKind::Bulkhead, name)
+    }
 }
 
 /// Prints one line per policy with its non-zero counters.
@@ -205,11 +293,17 @@ impl fmt::Display for Snapshot {
 ///
 /// | kind | `calls` | `successes` | `failures` | other |
 /// |---|---|---|---|---|
-/// | retry | calls of the layer | final `Ok` | final `Err` (attempts exhausted, error not retryable, or rejected by a breaker below) | `retries`: attempts after the first; `rejections`: calls ended by an open breaker below |
+/// | retry | calls of the layer | final `Ok` | final `Err` (attempts exhausted, error not retryable, rejected by a breaker below, a wait asked for above `max_delay`, deadline or budget) | `retries`: attempts after the first; `rejections`: calls ended by an open breaker below; `deadline_exceeded`, `budget_exhausted`: calls that gave up early for that reason |
 /// | timeout | calls of the layer | `Ok` in time | `Err` in time | `timeouts`: deadlines that expired |
 /// | circuit_breaker | calls admitted or rejected | admitted calls that succeeded (or failed with an error `when` does not count) | counted failures | `rejections`, `openings`, `state` |
 /// | fallback | calls of the layer | `Ok` from the layer below | every target failed | `fallbacks`: calls served by each target |
 /// | cached | `hits + misses` | `Ok` results stored | runs of the layer below that failed | `hits`, `misses` |
+/// | rate_limit | calls that asked for permits | — | — | `waited`: calls that waited for permits (admitted or not); `rejections`: calls that got none in time (load rejections) |
+/// | bulkhead | calls that asked for a slot | — | — | `waited`: calls that queued for a slot (admitted or not); `rejections`: calls rejected (queue full, or no slot within `wait`) |
+///
+/// A rate limiter or bulkhead admits or rejects; it does not see how the call it admitted ends,
+/// so its `successes` and `failures` stay zero: `calls - rejections` calls were admitted, less any
+/// waiting call that was cancelled.
 ///
 /// Each layer counts a call when it is first polled and its outcome when it ends. A call dropped
 /// (cancelled) or panicking inside a layer has no outcome there, so `calls` is the sum of the
@@ -234,7 +328,8 @@ pub struct PolicyStats {
     /// Timeout: deadlines that expired.
     pub timeouts: u64,
     /// Circuit breaker: calls rejected while open or while all trial slots were taken; retry: calls
-    /// that ended because a breaker below rejected them.
+    /// that ended because a breaker below rejected them; rate limit and bulkhead: calls rejected
+    /// without running (load rejections).
     pub rejections: u64,
     /// Cache: calls answered from the cache.
     pub hits: u64,
@@ -242,6 +337,12 @@ pub struct PolicyStats {
     pub misses: u64,
     /// Circuit breaker: transitions to open.
     pub openings: u64,
+    /// Rate limit: calls that waited for permits; bulkhead: calls that queued for a slot.
+    pub waited: u64,
+    /// Retry: calls that gave up because the retry budget was spent.
+    pub budget_exhausted: u64,
+    /// Retry: calls that gave up because the next attempt would start past the deadline.
+    pub deadline_exceeded: u64,
     /// Fallback: `(target, calls it served)` for each target, in declaration order.
     pub fallbacks: Vec<(String, u64)>,
     /// Circuit breaker: its state when the snapshot was taken.
@@ -277,6 +378,9 @@ impl fmt::Display for PolicyStats {
             ("hits", self.hits),
             ("misses", self.misses),
             ("openings", self.openings),
+            ("waited", self.waited),
+            ("budget_exhausted", self.budget_exhausted),
+            ("deadline_exceeded", self.deadline_exceeded),
         ];
         for (label, value) in fields {
             if value != 0 {

@@ -12,7 +12,7 @@ use thread_local::ThreadLocal;
 
 use crate::registry::PolicyKind;
 
-const FIELDS: usize = 10;
+const FIELDS: usize = 13;
 
 /// One thread's counters, on cache lines of their own (128 bytes: the adjacent-line prefetcher of
 /// x86 pairs lines).
@@ -36,6 +36,12 @@ pub(crate) enum Field {
     /// Calls dropped before they ended (retry, timeout), so that their `calls` can be counted as the
     /// sum of how calls ended: one counter write per call instead of two.
     Cancelled,
+    /// Rate limit and bulkhead: calls that waited for a permit or a slot.
+    Waited,
+    /// Retry: calls that gave up because the retry budget was spent.
+    BudgetExhausted,
+    /// Retry: calls that gave up because the next attempt would start past the deadline.
+    DeadlineExceeded,
 }
 
 impl Field {
