@@ -75,7 +75,10 @@ pub fn is_transient(status: u16, detail: Option<&str>) -> bool {
 /// assert_eq!(parse_retry_after(None, Some("Sun, 06 Nov 1994 08:49:37 GMT")), Some(Duration::ZERO));
 /// assert_eq!(parse_retry_after(Some("soon"), None), None);
 /// ```
-pub fn parse_retry_after(retry_after_ms: Option<&str>, retry_after: Option<&str>) -> Option<Duration> {
+pub fn parse_retry_after(
+    retry_after_ms: Option<&str>,
+    retry_after: Option<&str>,
+) -> Option<Duration> {
     if let Some(ms) = retry_after_ms.and_then(parse_millis) {
         return Some(ms);
     }
@@ -126,15 +129,26 @@ pub fn parse_http_date(value: &str) -> Option<SystemTime> {
     }
     const DAYS: [&[u8; 3]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
     const MONTHS: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
     ];
     let weekday = DAYS.iter().position(|d| &b[..3] == *d)?;
     let day = digits(&b[5..7])?;
     let month = MONTHS.iter().position(|m| &b[8..11] == *m)? as u64 + 1;
     let year = digits(&b[12..16])?;
-    let (hour, minute, second) = (digits(&b[17..19])?, digits(&b[20..22])?, digits(&b[23..25])?);
+    let (hour, minute, second) = (
+        digits(&b[17..19])?,
+        digits(&b[20..22])?,
+        digits(&b[23..25])?,
+    );
     // Second 60 is a leap second, which the date form allows.
-    if year < 1970 || day == 0 || day > days_in_month(year, month) || hour > 23 || minute > 59 || second > 60 {
+    if year < 1970
+        || day == 0
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     let days = days_from_civil(year, month, day);
@@ -153,7 +167,7 @@ fn digits(b: &[u8]) -> Option<u64> {
 }
 
 fn is_leap(year: u64) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+    year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400))
 }
 
 fn days_in_month(year: u64, month: u64) -> u64 {
@@ -202,11 +216,26 @@ mod tests {
     #[test]
     fn imf_fixdates() {
         assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), at(0));
-        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), at(784_111_777));
-        assert_eq!(parse_http_date("Tue, 29 Feb 2000 12:00:00 GMT"), at(951_825_600));
-        assert_eq!(parse_http_date("Wed, 01 Jan 2025 00:00:00 GMT"), at(1_735_689_600));
-        assert_eq!(parse_http_date("Fri, 31 Dec 2100 23:59:59 GMT"), at(4_133_980_799));
-        assert_eq!(parse_http_date("  Sun, 06 Nov 1994 08:49:37 GMT "), at(784_111_777));
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            at(784_111_777)
+        );
+        assert_eq!(
+            parse_http_date("Tue, 29 Feb 2000 12:00:00 GMT"),
+            at(951_825_600)
+        );
+        assert_eq!(
+            parse_http_date("Wed, 01 Jan 2025 00:00:00 GMT"),
+            at(1_735_689_600)
+        );
+        assert_eq!(
+            parse_http_date("Fri, 31 Dec 2100 23:59:59 GMT"),
+            at(4_133_980_799)
+        );
+        assert_eq!(
+            parse_http_date("  Sun, 06 Nov 1994 08:49:37 GMT "),
+            at(784_111_777)
+        );
     }
 
     #[test]
@@ -234,8 +263,15 @@ mod tests {
     fn headers_in_order() {
         let ms = Duration::from_millis;
         assert_eq!(parse_retry_after(Some("1500"), Some("9")), Some(ms(1500)));
-        assert_eq!(parse_retry_after(Some(" 0.5 "), None), Some(Duration::from_micros(500)));
-        assert_eq!(parse_retry_after(Some("-1"), Some("3")), Some(ms(3000)), "a bad ms header falls back");
+        assert_eq!(
+            parse_retry_after(Some(" 0.5 "), None),
+            Some(Duration::from_micros(500))
+        );
+        assert_eq!(
+            parse_retry_after(Some("-1"), Some("3")),
+            Some(ms(3000)),
+            "a bad ms header falls back"
+        );
         assert_eq!(parse_retry_after(Some("NaN"), None), None);
         assert_eq!(parse_retry_after(Some("inf"), None), None);
         assert_eq!(parse_retry_after(None, Some("0")), Some(Duration::ZERO));
@@ -253,8 +289,14 @@ mod tests {
         assert_eq!(parse_http_date(&header), at(secs));
         let wait = parse_retry_after(None, Some(&header)).unwrap();
         // Whole seconds in the header, and the clock moves on between the two reads.
-        assert!(wait <= Duration::from_secs(60) && wait > Duration::from_secs(50), "{wait:?}");
-        assert_eq!(parse_retry_after(None, Some("Thu, 01 Jan 1970 00:00:00 GMT")), Some(Duration::ZERO));
+        assert!(
+            wait <= Duration::from_secs(60) && wait > Duration::from_secs(50),
+            "{wait:?}"
+        );
+        assert_eq!(
+            parse_retry_after(None, Some("Thu, 01 Jan 1970 00:00:00 GMT")),
+            Some(Duration::ZERO)
+        );
     }
 
     /// The inverse of the parser, for the tests: a date by Hinnant's `civil_from_days`.
@@ -271,7 +313,9 @@ mod tests {
         let month = if mp < 10 { mp + 3 } else { mp - 9 };
         let year = yoe + era * 400 + u64::from(month <= 2);
         let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+        let months = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
         format!(
             "{weekday}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
             months[(month - 1) as usize],

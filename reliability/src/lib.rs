@@ -73,7 +73,9 @@ pub use error::{ConfigError, Error};
 pub use fallback::Fallback;
 pub use rate_limit::{RateLimitConfig, RateLimiter, RateLimiterBuilder};
 pub use registry::{PolicyKind, PolicyStats, Registry, Snapshot, registry};
-pub use retry::{AnyError, NoRetryAfter, Retry, RetryBudget, RetryOn, RetryPolicy, RetryPolicyBuilder};
+pub use retry::{
+    AnyError, NoRetryAfter, Retry, RetryBudget, RetryOn, RetryPolicy, RetryPolicyBuilder,
+};
 pub use timeout::Timeout;
 
 pub use reliability_macros::{cached, circuit_breaker, fallback, retry, timeout};

@@ -19,7 +19,8 @@ use crate::stats::{Field, Stats};
 use clock::{TokioClock, TokioInstant};
 
 /// One GCRA state: a single atomic word.
-type Gcra = governor::RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<TokioInstant>>;
+type Gcra =
+    governor::RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<TokioInstant>>;
 
 /// The longest a key is kept while idle (moka's time-to-idle has an upper bound).
 const MAX_IDLE: Duration = Duration::from_secs(86_400 * 365 * 100);
@@ -146,7 +147,10 @@ impl RateLimiterBuilder {
         if c.interval().is_zero() {
             return Err(ConfigError::new(
                 "rate",
-                format!("{} permits per {:?} is more than one a nanosecond", c.rate, c.per),
+                format!(
+                    "{} permits per {:?} is more than one a nanosecond",
+                    c.rate, c.per
+                ),
             ));
         }
         if c.burst == 0 {
@@ -349,10 +353,18 @@ impl Inner {
         let keys = self.keys.get_or_init(|| {
             moka::sync::Cache::builder()
                 .max_capacity(self.config.max_keys)
-                .time_to_idle(self.config.refill().clamp(Duration::from_nanos(1), MAX_IDLE))
+                .time_to_idle(
+                    self.config
+                        .refill()
+                        .clamp(Duration::from_nanos(1), MAX_IDLE),
+                )
                 .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .build()
         });
+        // A plain read first: moka's `get_with` allocates even when the key is there.
+        if let Some(state) = keys.get(&key) {
+            return state;
+        }
         let quota = self.config.quota();
         keys.get_with(key, || Arc::new(Gcra::direct_with_clock(quota, TokioClock)))
     }
@@ -361,7 +373,12 @@ impl Inner {
     /// again on waking, since another caller may have taken them: a waiter takes no permit until
     /// it is admitted, so a waiter dropped while it waits takes none.
     #[cold]
-    async fn wait_for(&self, key: Option<u64>, cost: NonZeroU32, mut at: Instant) -> Result<(), Error> {
+    async fn wait_for(
+        &self,
+        key: Option<u64>,
+        cost: NonZeroU32,
+        mut at: Instant,
+    ) -> Result<(), Error> {
         let now = Instant::now();
         // `None`: a wait too long to add to an instant, so no limit.
         let deadline = now.checked_add(self.config.wait);

@@ -455,7 +455,11 @@ impl Retry {
 
     /// Like [`run`](Self::run), retrying the errors `on` accepts and waiting the delays the service
     /// asks for; see [`RetryOn`].
-    pub async fn run_with<T, E, F, Fut, W, A>(&self, on: RetryOn<W, A>, mut attempt: F) -> Result<T, E>
+    pub async fn run_with<T, E, F, Fut, W, A>(
+        &self,
+        on: RetryOn<W, A>,
+        mut attempt: F,
+    ) -> Result<T, E>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
@@ -487,7 +491,10 @@ impl Retry {
             retry: self,
             attempt: 1,
             previous: Duration::ZERO,
-            deadline: self.policy.deadline.map(|d| deadline_after(Instant::now(), d)),
+            deadline: self
+                .policy
+                .deadline
+                .map(|d| deadline_after(Instant::now(), d)),
             call: Call::new(&self.stats),
         }
     }
@@ -577,7 +584,13 @@ impl Attempts<'_> {
 
     /// The slow path of [`next`](Self::next), kept out of line so that the success path stays small.
     #[cold]
-    fn failed<T, E, P, A>(&mut self, error: E, retryable: &P, retry_after: &A, below: Below) -> Next<T, E>
+    fn failed<T, E, P, A>(
+        &mut self,
+        error: E,
+        retryable: &P,
+        retry_after: &A,
+        below: Below,
+    ) -> Next<T, E>
     where
         P: Fn(&E) -> bool,
         A: Fn(&E) -> Option<Duration>,
@@ -618,7 +631,9 @@ impl Attempts<'_> {
             None => retry.policy.schedule.delay(attempt, self.previous),
         };
         if let Some(deadline) = self.deadline
-            && Instant::now().checked_add(wait).is_none_or(|end| end >= deadline)
+            && Instant::now()
+                .checked_add(wait)
+                .is_none_or(|end| end >= deadline)
         {
             retry.stats.add(Field::DeadlineExceeded);
             self.call.end(Field::Failures);
@@ -658,5 +673,56 @@ impl Attempts<'_> {
             "attempt failed; retrying"
         );
         Next::Again(wait)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Below, Next, Retry, RetryPolicy};
+
+    fn no_delay_asked(_: &u32) -> Option<Duration> {
+        None
+    }
+
+    /// A layer below (a rate limiter) reports the delay through `Below`; the error itself says
+    /// nothing a generic retry could read.
+    #[tokio::test(start_paused = true)]
+    async fn a_delay_reported_below_replaces_the_backoff() {
+        let retry = Retry::new("retry.unit.below", RetryPolicy::default());
+        let mut attempts = retry.attempts();
+        let below = Below {
+            rejected: false,
+            retry_after: Some(Duration::from_millis(1234)),
+        };
+        match attempts.next(Err::<(), u32>(429), &|_: &u32| true, &no_delay_asked, below) {
+            Next::Again(wait) => assert_eq!(wait, Duration::from_millis(1234)),
+            Next::Done(_) => panic!("should retry"),
+        }
+        // The error's own delay comes first.
+        match attempts.next(
+            Err::<(), u32>(429),
+            &|_: &u32| true,
+            &|_: &u32| Some(Duration::from_secs(2)),
+            below,
+        ) {
+            Next::Again(wait) => assert_eq!(wait, Duration::from_secs(2)),
+            Next::Done(_) => panic!("should retry"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delay_reported_below_above_max_delay_ends_the_loop() {
+        let retry = Retry::new("retry.unit.too_long", RetryPolicy::default());
+        let mut attempts = retry.attempts();
+        let below = Below {
+            rejected: false,
+            retry_after: Some(Duration::from_secs(31)),
+        };
+        match attempts.next(Err::<(), u32>(429), &|_: &u32| true, &no_delay_asked, below) {
+            Next::Done(out) => assert_eq!(out, Err(429)),
+            Next::Again(_) => panic!("31 s is above the 30 s max_delay"),
+        }
     }
 }

@@ -30,11 +30,7 @@ impl Add<Nanos> for TokioInstant {
     #[inline]
     fn add(self, nanos: Nanos) -> TokioInstant {
         // Past what an `Instant` holds (centuries ahead) it stays put rather than panic.
-        TokioInstant(
-            self.0
-                .checked_add(Duration::from(nanos))
-                .unwrap_or(self.0),
-        )
+        TokioInstant(self.0.checked_add(Duration::from(nanos)).unwrap_or(self.0))
     }
 }
 
@@ -46,10 +42,6 @@ impl Reference for TokioInstant {
 
     #[inline]
     fn saturating_sub(&self, nanos: Nanos) -> Self {
-        TokioInstant(
-            self.0
-                .checked_sub(Duration::from(nanos))
-                .unwrap_or(self.0),
-        )
+        TokioInstant(self.0.checked_sub(Duration::from(nanos)).unwrap_or(self.0))
     }
 }
