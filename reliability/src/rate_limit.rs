@@ -185,10 +185,12 @@ impl RateLimiterBuilder {
 ///
 /// Keys: [`acquire_key`](Self::acquire_key) keeps one GCRA state per key, identified by a 64-bit
 /// hash of the key under a random seed. Memory stays bounded: at most
-/// [`max_keys`](RateLimitConfig::max_keys) keys are kept (about 200 bytes each), and a key idle
-/// for [`refill`](RateLimitConfig::refill) (the time a spent burst takes to come back) is dropped;
-/// it comes back with a full burst, which is what it would have had. When more keys than
+/// [`max_keys`](RateLimitConfig::max_keys) keys are kept (a few hundred bytes each), and a key
+/// idle for [`refill`](RateLimitConfig::refill) (the time a spent burst takes to come back) is
+/// dropped; it comes back with a full burst, which is what it would have had. When more keys than
 /// `max_keys` are active at once, the least recently used are dropped early and start afresh.
+/// (Idle time is measured by the key cache's own clock, the system's, while permits follow the
+/// tokio clock: under a paused tokio clock a key can be dropped while tokio time stands still.)
 ///
 /// ```
 /// use std::time::Duration;
@@ -292,9 +294,14 @@ impl RateLimiter {
     }
 
     /// Like [`acquire`](Self::acquire), from the quota of `key` (each key has one of its own).
-    pub async fn acquire_key<K: Hash + ?Sized>(&self, key: &K, cost: u32) -> Result<(), Error> {
+    /// The key is hashed at once: the future does not borrow it.
+    pub fn acquire_key<K: Hash + ?Sized>(
+        &self,
+        key: &K,
+        cost: u32,
+    ) -> impl Future<Output = Result<(), Error>> + Send + '_ {
         let key = self.inner.hasher.hash_one(key);
-        self.inner.acquire(Some(key), cost).await
+        self.inner.acquire(Some(key), cost)
     }
 
     /// Runs `fut` once it has one permit; a rejected call returns `Err(E::from(error))` without

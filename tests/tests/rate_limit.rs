@@ -258,3 +258,22 @@ fn the_builder_validates_every_setting() {
     );
     assert!(registry().rate_limiter("rl.bad").is_none());
 }
+
+/// The futures of the load layers can be spawned on a multi-thread runtime, and a key's future does
+/// not borrow the key.
+#[test]
+fn acquiring_futures_are_send() {
+    fn send<T: Send>(_: T) {}
+    let limiter = RateLimiter::builder("rl.send", 1).build().unwrap();
+    let bulkhead = reliability::Bulkhead::builder("rl.send", 1)
+        .build()
+        .unwrap();
+    send(limiter.acquire(1));
+    let acquire = {
+        let key = String::from("tenant");
+        limiter.acquire_key(&key, 1)
+    };
+    send(acquire);
+    send(bulkhead.acquire());
+    send(limiter.run(async { Ok::<(), Error>(()) }));
+}
