@@ -22,8 +22,9 @@ use clock::{TokioClock, TokioInstant};
 type Gcra =
     governor::RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<TokioInstant>>;
 
-/// The longest a key is kept while idle (moka's time-to-idle has an upper bound).
-const MAX_IDLE: Duration = Duration::from_secs(86_400 * 365 * 100);
+/// The longest a spent burst may take to refill: GCRA's state counts nanoseconds in a `u64`
+/// (584 years), and this leaves room for the process's uptime.
+const MAX_REFILL: Duration = Duration::from_secs(86_400 * 365 * 100);
 
 /// The settings of a [`RateLimiter`]; see [`RateLimiterBuilder`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +41,7 @@ impl RateLimitConfig {
     pub const DEFAULT_MAX_KEYS: u64 = 100_000;
 
     /// Settings already validated by the attribute macro: `rate` >= 1, `per` > 0 and at least
-    /// `rate` nanoseconds, `burst` >= 1.
+    /// `rate` nanoseconds, `burst` >= 1, `per / rate × burst` at most 100 years.
     #[doc(hidden)]
     pub const fn __checked(rate: u32, per: Duration, burst: u32, wait: Duration) -> Self {
         RateLimitConfig {
@@ -155,6 +156,15 @@ impl RateLimiterBuilder {
         }
         if c.burst == 0 {
             return Err(ConfigError::new("burst", "must be at least 1"));
+        }
+        if c.refill() > MAX_REFILL {
+            return Err(ConfigError::new(
+                "per",
+                format!(
+                    "a burst of {} at {} per {:?} takes longer than 100 years to refill",
+                    c.burst, c.rate, c.per
+                ),
+            ));
         }
         if c.max_keys == 0 {
             return Err(ConfigError::new("max_keys", "must be at least 1"));
@@ -334,6 +344,10 @@ impl Inner {
         let Some(cost) = NonZeroU32::new(cost) else {
             return Ok(());
         };
+        // Checked here, before GCRA multiplies the cost by the interval.
+        if cost.get() > self.config.burst {
+            return Err(self.too_costly(cost));
+        }
         match self.check(key, cost) {
             Check::Now => Ok(()),
             Check::At(at) => self.wait_for(key, cost, at).await,
@@ -363,7 +377,7 @@ impl Inner {
                 .time_to_idle(
                     self.config
                         .refill()
-                        .clamp(Duration::from_nanos(1), MAX_IDLE),
+                        .clamp(Duration::from_nanos(1), MAX_REFILL),
                 )
                 .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .build()

@@ -96,6 +96,42 @@ async fn concurrent_callers_on_two_workers_get_exactly_the_burst() {
     assert_eq!((stats.calls, stats.rejections), (64, 54));
 }
 
+/// The same schedule on two worker threads and the real clock: no permit is ever early. (The
+/// admission times are read after each admission, so they can only be late, never early: the
+/// bound holds on any machine, however slow.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_two_workers_no_caller_is_admitted_before_its_permit() {
+    let start = Instant::now();
+    let limiter = RateLimiter::builder("rl.concurrent_schedule", 10)
+        .wait(secs(600))
+        .build()
+        .unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(64));
+    let callers: Vec<_> = (0..64)
+        .map(|_| {
+            let limiter = limiter.clone();
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                limiter.acquire(1).await.unwrap();
+                start.elapsed()
+            })
+        })
+        .collect();
+    let mut admitted = Vec::new();
+    for caller in callers {
+        admitted.push(caller.await.unwrap());
+    }
+    admitted.sort();
+    // The burst of 10, then at most one every 100 ms: admission k (from 0) not before (k - 9) × 100 ms.
+    for (k, at) in admitted.iter().enumerate().skip(10) {
+        assert!(*at >= ms(100 * (k as u64 - 9)), "admission {k} at {at:?}");
+    }
+    let stats = registry().snapshot();
+    let stats = stats.rate_limit("rl.concurrent_schedule").unwrap();
+    assert_eq!((stats.calls, stats.rejections), (64, 0));
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_rejection_says_when_a_permit_is_free() {
     let limiter = RateLimiter::builder("rl.retry_after", 4)
