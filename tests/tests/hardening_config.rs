@@ -353,7 +353,7 @@ proptest! {
             .queue(queue)
             .wait(wait)
             .build();
-        let valid = max >= 1 && max <= reliability::Bulkhead::MAX;
+        let valid = (1..=reliability::Bulkhead::MAX).contains(&max);
         match built {
             Ok(bulkhead) => {
                 prop_assert!(valid);
