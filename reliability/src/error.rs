@@ -82,6 +82,28 @@ impl Error {
         matches!(self, Error::BulkheadFull { .. })
     }
 
+    /// `true` for the rejections of the load layers, [`Error::RateLimited`] and
+    /// [`Error::BulkheadFull`]: load shedding, not a failure of the service, so a circuit breaker
+    /// above them should not count them.
+    ///
+    /// ```
+    /// use reliability::{CircuitBreaker, Error, RateLimiter};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let breaker = CircuitBreaker::builder("doc.shed").failure_threshold(1).build().unwrap();
+    /// let limiter = RateLimiter::builder("doc.shed", 1).build().unwrap();
+    /// for _ in 0..3 {
+    ///     let _ = breaker
+    ///         .call_when(|e: &Error| !e.is_load_shedding(), limiter.run(async { Ok::<_, Error>(()) }))
+    ///         .await;
+    /// }
+    /// assert_eq!(breaker.state(), reliability::CircuitState::Closed, "two rejections, not counted");
+    /// # }
+    /// ```
+    pub fn is_load_shedding(&self) -> bool {
+        matches!(self, Error::RateLimited { .. } | Error::BulkheadFull { .. })
+    }
+
     /// How long the policy asks the caller to wait before trying again: `Some` for
     /// [`Error::RateLimited`] and [`Error::CircuitOpen`], `None` otherwise.
     ///

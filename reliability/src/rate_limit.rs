@@ -188,7 +188,9 @@ impl RateLimiterBuilder {
 /// A call that gets no permit in time is rejected with [`Error::RateLimited`], whose
 /// `retry_after` says when its permits will be free. A waiting call that is dropped (cancelled)
 /// takes no permit. A call asking for more permits than the burst can never be admitted: it is
-/// rejected at once, with a warning event, never left waiting.
+/// rejected at once, with a warning event, never left waiting. A waiting call sleeps until the
+/// instant GCRA names for its permits and asks again; waiters are not served in arrival order, so
+/// one that finds its permits taken waits for the next ones, within its `wait`.
 ///
 /// Limiters are shared by name: every builder, attribute and [`registry`](crate::Registry::rate_limiter)
 /// lookup of one name gives the same limiter (made with the settings of the first).
