@@ -219,7 +219,7 @@ pub(crate) fn expand(function: Function, layers: Vec<Layer>, uses: TokenStream) 
                     let mut #attempts = ::reliability::__private::RetryLoop::new(__RELIABILITY_RETRY.get(#instance, &#name), &#ctx);
                     loop {
                         let #out = #fut.await;
-                        if let ::core::ops::ControlFlow::Break(#out) = #attempts.decide(#out, &#retry_when).await {
+                        if let ::core::ops::ControlFlow::Break(#out) = #attempts.decide(#out, &#retry_when, &::reliability::__private::never_asks).await {
                             break #out;
                         }
                     }
@@ -300,7 +300,16 @@ fn retry_static(config: &RetryConfig) -> TokenStream {
     let max_delay = duration(config.max_delay);
     quote! {
         static __RELIABILITY_RETRY: ::reliability::__private::RetrySlot = ::reliability::__private::RetrySlot::new(
-            #max, #backoff, #delay, #max_delay, ::reliability::__private::Jitter::#jitter,
+            ::reliability::__private::RetrySettings {
+                name: ::core::option::Option::None,
+                max_attempts: #max,
+                backoff: #backoff,
+                delay: #delay,
+                max_delay: #max_delay,
+                jitter: ::reliability::__private::Jitter::#jitter,
+                deadline: ::core::option::Option::None,
+                budget: ::core::option::Option::None,
+            },
         );
     }
 }

@@ -6,11 +6,12 @@
 //! registry name, and the checks of the function's types.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 pub use crate::backoff::{Backoff, Jitter};
 pub use core::time::Duration;
 
+pub use crate::bulkhead::expand::{BulkheadSlot, bulkhead};
 pub use crate::cache::expand::{
     CacheKey, CacheSlot, CacheValue, OkValues, Returns, StoresOk, StoresValue, Values,
 };
@@ -19,7 +20,8 @@ pub use crate::fallback::expand::{
     Chain, FallbackCall, FallbackSlot, Fallible, LastFallback, fallback_call, fallible,
     last_fallback,
 };
-pub use crate::retry::expand::{Decision, RetryLoop, RetrySlot};
+pub use crate::rate_limit::expand::{Cost, RateLimitSlot, cost, rate_limit};
+pub use crate::retry::expand::{Decision, RetryLoop, RetrySettings, RetrySlot};
 pub use crate::timeout::expand::{TimeoutSlot, timeout};
 
 use crate::error::Error;
@@ -93,6 +95,18 @@ pub fn predicate<E, P: Fn(&E) -> bool>(p: P) -> P {
     p
 }
 
+/// Types a `retry_after = ...` function against the error type.
+#[inline(always)]
+pub fn retry_after_fn<E, A: Fn(&E) -> Option<Duration>>(a: A) -> A {
+    a
+}
+
+/// The `retry_after` used when none is given: the service never asks.
+#[inline(always)]
+pub fn never_asks<E>(_: &E) -> Option<Duration> {
+    None
+}
+
 /// The predicate used when no `when` is given: every error.
 #[inline(always)]
 pub fn always<E>(_: &E) -> bool {
@@ -154,7 +168,16 @@ pub struct StackCtx {
     pub(crate) rejected: AtomicBool,
     /// A fallback served this call: its answer is not cached.
     pub(crate) degraded: AtomicBool,
+    /// A rate limiter or bulkhead below rejected the attempt (load shedding): a breaker above does
+    /// not count it.
+    pub(crate) shed: AtomicBool,
+    /// The wait a rate limiter below asked for when it rejected the attempt, in nanoseconds
+    /// ([`NO_HINT`] for none): a retry above waits exactly that.
+    retry_hint: AtomicU64,
 }
+
+/// [`StackCtx::retry_hint`] when there is none.
+const NO_HINT: u64 = u64::MAX;
 
 impl StackCtx {
     /// A fresh context: first attempt.
@@ -164,6 +187,8 @@ impl StackCtx {
             attempt: AtomicU32::new(1),
             rejected: AtomicBool::new(false),
             degraded: AtomicBool::new(false),
+            shed: AtomicBool::new(false),
+            retry_hint: AtomicU64::new(NO_HINT),
         }
     }
 
@@ -176,5 +201,26 @@ impl StackCtx {
     #[inline]
     pub(crate) fn set_attempt(&self, attempt: u32) {
         self.attempt.store(attempt, Ordering::Relaxed);
+    }
+
+    /// A layer below shed the attempt's load, and asked for `retry_after` (if it knows).
+    #[cold]
+    pub(crate) fn shed(&self, retry_after: Option<Duration>) {
+        self.shed.store(true, Ordering::Relaxed);
+        let nanos = retry_after.map_or(NO_HINT, |d| {
+            u64::try_from(d.as_nanos()).unwrap_or(NO_HINT - 1)
+        });
+        self.retry_hint.store(nanos, Ordering::Relaxed);
+    }
+
+    /// Whether a layer below shed the attempt, and the wait it asked for; cleared.
+    #[inline]
+    pub(crate) fn take_shed(&self) -> Option<Option<Duration>> {
+        if !self.shed.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.shed.store(false, Ordering::Relaxed);
+        let nanos = self.retry_hint.swap(NO_HINT, Ordering::Relaxed);
+        Some((nanos != NO_HINT).then(|| Duration::from_nanos(nanos)))
     }
 }

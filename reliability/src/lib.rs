@@ -37,7 +37,8 @@
 //!
 //! The attribute written first is the outermost layer. Each attribute's page lists its options:
 //! [`retry`], [`timeout`], [`circuit_breaker`], [`cached`], [`fallback`]. The same policies without
-//! macros: [`Retry`], [`Timeout`], [`CircuitBreaker`], [`Cache`], [`Fallback`].
+//! macros: [`Retry`], [`Timeout`], [`CircuitBreaker`], [`Cache`], [`Fallback`]; for load and
+//! quotas, [`RateLimiter`] and [`Bulkhead`]. [`http`] classifies HTTP failures for a retry.
 //!
 //! Every policy counts its calls in the [`registry()`], and every retry, timeout, breaker transition,
 //! rejection, fallback and cache hit or miss is a [`tracing`] event with target `reliability`.
@@ -46,11 +47,14 @@
 //! makes tests of them instant and exact.
 
 mod backoff;
+mod bulkhead;
 mod cache;
 mod circuit_breaker;
 mod circuit_state;
 mod error;
 mod fallback;
+pub mod http;
+mod rate_limit;
 mod registry;
 mod retry;
 mod slot;
@@ -65,12 +69,16 @@ mod timeout;
 pub mod __private;
 
 pub use backoff::{Backoff, Jitter, Schedule};
+pub use bulkhead::{Bulkhead, BulkheadBuilder, BulkheadConfig, BulkheadPermit};
 pub use cache::{Cache, CacheBuilder, CacheConfig, CacheHandle};
 pub use circuit_breaker::{BreakerConfig, CircuitBreaker, CircuitBreakerBuilder, CircuitState};
 pub use error::{ConfigError, Error};
 pub use fallback::Fallback;
+pub use rate_limit::{RateLimitConfig, RateLimiter, RateLimiterBuilder};
 pub use registry::{Registry, registry};
-pub use retry::{Retry, RetryPolicy, RetryPolicyBuilder};
+pub use retry::{
+    AnyError, NoRetryAfter, Retry, RetryBudget, RetryOn, RetryPolicy, RetryPolicyBuilder,
+};
 pub use snapshot::{PolicyStats, Snapshot};
 pub use stats::PolicyKind;
 pub use timeout::Timeout;

@@ -18,7 +18,9 @@ use crate::stats::{Field, PolicyKind, Stats, lock};
 /// Every policy registers itself under its name the first time it is used (attributes) or built
 /// (programmatic API). Policies of one kind with the same name share their counters; circuit
 /// breakers with the same name are one breaker. A policy built at run time is dropped from the
-/// registry with its last handle (attributes' policies live as long as the program).
+/// registry with its last handle (attributes' policies live as long as the program). Rate limiters
+/// and bulkheads with the same name are one limiter or bulkhead, and retries with the same name
+/// and a budget share one budget.
 pub struct Registry {
     entries: Mutex<Entries>,
 }
@@ -132,6 +134,9 @@ impl Registry {
                 misses: s.get(Field::Misses),
                 coalesced: s.get(Field::Coalesced),
                 openings: s.get(Field::Openings),
+                waited: s.get(Field::Waited),
+                budget_exhausted: s.get(Field::BudgetExhausted),
+                deadline_exceeded: s.get(Field::DeadlineExceeded),
                 fallbacks: s.targets(),
                 state: CircuitState::from_u8(s.state()),
             })

@@ -53,6 +53,16 @@ impl Snapshot {
     pub fn cache(&self, name: &str) -> Option<&PolicyStats> {
         self.get(PolicyKind::Cache, name)
     }
+
+    /// The rate limiter named `name`.
+    pub fn rate_limit(&self, name: &str) -> Option<&PolicyStats> {
+        self.get(PolicyKind::RateLimit, name)
+    }
+
+    /// The bulkhead named `name`.
+    pub fn bulkhead(&self, name: &str) -> Option<&PolicyStats> {
+        self.get(PolicyKind::Bulkhead, name)
+    }
 }
 
 /// Prints one line per policy with its non-zero counters.
@@ -69,11 +79,17 @@ impl fmt::Display for Snapshot {
 ///
 /// | kind | `calls` | `successes` | `failures` | other |
 /// |---|---|---|---|---|
-/// | retry | calls of the layer | final `Ok` | final `Err` (attempts exhausted, error not retryable, or rejected by a breaker below) | `retries`: attempts after the first; `rejections`: calls ended by an open breaker below |
+/// | retry | calls of the layer | final `Ok` | final `Err` (attempts exhausted, error not retryable, rejected by a breaker below, a wait asked for above `max_delay`, deadline or budget) | `retries`: attempts after the first that started; `rejections`: calls ended by an open breaker below; `deadline_exceeded`, `budget_exhausted`: calls that gave up early for that reason |
 /// | timeout | calls of the layer | `Ok` in time | `Err` in time | `timeouts`: deadlines that expired |
 /// | circuit_breaker | calls admitted or rejected | admitted calls that succeeded (or failed with an error `when` does not count) | counted failures | `rejections`, `openings`, `state` |
 /// | fallback | calls of the layer | `Ok` from the layer below | every target failed | `fallbacks`: calls served by each target |
-/// | cached | `hits + misses` | `Ok` results stored | runs of the layer below that failed | `hits`, `misses` |
+/// | cached | `hits + misses + coalesced` | runs of the layer below that returned `Ok` (stored, or not stored because a fallback below served it) | runs of the layer below that failed | `hits`: answered from a stored entry; `misses`: ran the layer below; `coalesced`: received the value of a concurrent run of the same key |
+/// | rate_limit | calls that asked for permits | — | — | `waited`: calls that waited for permits (admitted or not); `rejections`: calls that got none in time (load rejections) |
+/// | bulkhead | calls that asked for a slot | — | — | `waited`: calls that queued for a slot (admitted or not); `rejections`: calls rejected (queue full, or no slot within `wait`) |
+///
+/// A rate limiter or bulkhead admits or rejects; it does not see how the call it admitted ends,
+/// so its `successes` and `failures` stay zero: `calls - rejections` calls were admitted, less any
+/// waiting call that was cancelled.
 ///
 /// Each layer counts a call when it is first polled and its outcome when it ends. A call dropped
 /// (cancelled) or panicking inside a layer has no outcome there, so `calls` is the sum of the
@@ -98,7 +114,8 @@ pub struct PolicyStats {
     /// Timeout: deadlines that expired.
     pub timeouts: u64,
     /// Circuit breaker: calls rejected while open or while all trial slots were taken; retry: calls
-    /// that ended because a breaker below rejected them.
+    /// that ended because a breaker below rejected them; rate limit and bulkhead: calls rejected
+    /// without running (load rejections).
     pub rejections: u64,
     /// Cache: calls answered from the cache.
     pub hits: u64,
@@ -109,6 +126,12 @@ pub struct PolicyStats {
     pub coalesced: u64,
     /// Circuit breaker: transitions to open.
     pub openings: u64,
+    /// Rate limit: calls that waited for permits; bulkhead: calls that queued for a slot.
+    pub waited: u64,
+    /// Retry: calls that gave up because the retry budget was spent.
+    pub budget_exhausted: u64,
+    /// Retry: calls that gave up because the next attempt would start past the deadline.
+    pub deadline_exceeded: u64,
     /// Fallback: `(target, calls it served)` for each target, in declaration order.
     pub fallbacks: Vec<(String, u64)>,
     /// Circuit breaker: its state when the snapshot was taken.
@@ -146,6 +169,9 @@ impl fmt::Display for PolicyStats {
             ("misses", self.misses),
             ("coalesced", self.coalesced),
             ("openings", self.openings),
+            ("waited", self.waited),
+            ("budget_exhausted", self.budget_exhausted),
+            ("deadline_exceeded", self.deadline_exceeded),
         ];
         for (label, value) in fields {
             if value != 0 {

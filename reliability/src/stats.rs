@@ -25,6 +25,10 @@ pub enum PolicyKind {
     Fallback,
     /// `#[cached]` or [`Cache`](crate::Cache).
     Cache,
+    /// `#[rate_limit]` or [`RateLimiter`](crate::RateLimiter).
+    RateLimit,
+    /// `#[bulkhead]` or [`Bulkhead`](crate::Bulkhead).
+    Bulkhead,
 }
 
 impl fmt::Display for PolicyKind {
@@ -35,6 +39,8 @@ impl fmt::Display for PolicyKind {
             PolicyKind::CircuitBreaker => "circuit_breaker",
             PolicyKind::Fallback => "fallback",
             PolicyKind::Cache => "cached",
+            PolicyKind::RateLimit => "rate_limit",
+            PolicyKind::Bulkhead => "bulkhead",
         })
     }
 }
@@ -45,7 +51,7 @@ pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-const FIELDS: usize = 11;
+const FIELDS: usize = 14;
 
 /// One thread's counters, on cache lines of their own (128 bytes: the adjacent-line prefetcher of
 /// x86 pairs lines).
@@ -71,6 +77,12 @@ pub(crate) enum Field {
     Cancelled,
     /// Cache: misses that received a concurrent call's value.
     Coalesced,
+    /// Rate limit and bulkhead: calls that waited for a permit or a slot.
+    Waited,
+    /// Retry: calls that gave up because the retry budget was spent.
+    BudgetExhausted,
+    /// Retry: calls that gave up because the next attempt would start past the deadline.
+    DeadlineExceeded,
 }
 
 impl Field {

@@ -89,6 +89,21 @@ fn the_happy_path_does_not_allocate() {
             .build()
             .unwrap();
         let fallback = reliability::Fallback::new("alloc.fallback.type", &["canned"]);
+        // Permits and slots are always free here: the happy path of each.
+        let limiter = reliability::RateLimiter::builder("alloc.rate_limit.type", 1_000_000)
+            .build()
+            .unwrap();
+        let bulkhead = reliability::Bulkhead::builder("alloc.bulkhead.type", 4)
+            .build()
+            .unwrap();
+        let deadline = reliability::Retry::new(
+            "alloc.retry.limits",
+            reliability::RetryPolicy::builder()
+                .deadline(Duration::from_secs(60))
+                .budget(0.1)
+                .build()
+                .unwrap(),
+        );
 
         let counts = [
             ("#[retry]", allocations(1000, with_retry).await),
@@ -112,9 +127,36 @@ fn the_happy_path_does_not_allocate() {
                 "Fallback::run",
                 allocations(1000, |x| fallback.run(body(x), move |_| canned(x))).await,
             ),
+            (
+                "RateLimiter::run",
+                allocations(1000, |x| limiter.run(body(x))).await,
+            ),
+            (
+                "Bulkhead::run",
+                allocations(1000, |x| bulkhead.run(body(x))).await,
+            ),
+            (
+                "Retry::run with deadline and budget",
+                allocations(1000, |x| deadline.run(move || body(x))).await,
+            ),
         ];
         for (what, count) in counts {
             assert_eq!(count, 0, "{what} allocated {count} times in 1000 calls");
         }
+
+        // A keyed limiter reads its keys from a moka cache, whose reads allocate nothing but
+        // whose housekeeping, run every so many reads, does now and then.
+        let keyed = allocations(1000, |x| {
+            let limiter = &limiter;
+            async move {
+                limiter.acquire_key(&(x % 4), 1).await?;
+                body(x).await
+            }
+        })
+        .await;
+        assert!(
+            keyed <= 50,
+            "RateLimiter::acquire_key allocated {keyed} times in 1000 calls"
+        );
     });
 }

@@ -242,3 +242,137 @@ async fn the_longest_accepted_settings_work() {
         Ok(2)
     );
 }
+
+/// A fresh registry name for each case: limiters and bulkheads are shared by name.
+fn fresh(kind: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("hardening.config.{kind}.{n}")
+}
+
+/// A current-thread runtime on a paused clock, for running what a builder accepted.
+fn paused() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}
+
+const HUNDRED_YEARS: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn retry_limits_are_accepted_or_name_the_setting(
+        deadline in prop::option::of(duration()),
+        budget in prop::option::of(float()),
+    ) {
+        let mut builder = RetryPolicy::builder().delay(Duration::ZERO);
+        if let Some(deadline) = deadline {
+            builder = builder.deadline(deadline);
+        }
+        if let Some(budget) = budget {
+            builder = builder.budget(budget);
+        }
+        let valid = deadline.is_none_or(|d| !d.is_zero())
+            && budget.is_none_or(|b| b > 0.0 && b <= 1.0);
+        match builder.build() {
+            Ok(policy) => {
+                prop_assert!(valid);
+                // Whatever it accepted runs: two attempts, the second succeeding.
+                let retry = reliability::Retry::new(&fresh("retry"), policy);
+                let mut calls = 0;
+                let out = paused().block_on(retry.run(|| {
+                    calls += 1;
+                    let n = calls;
+                    async move { if n == 1 { Err(n) } else { Ok(n) } }
+                }));
+                prop_assert_eq!(out, Ok(2));
+            }
+            Err(error) => {
+                prop_assert!(!valid);
+                names(&error, &["deadline", "budget"]);
+            }
+        }
+    }
+
+    #[test]
+    fn rate_limiter_builder_accepts_or_names_the_setting(
+        rate in prop_oneof![Just(0u32), Just(1), Just(u32::MAX), any::<u32>()],
+        per in duration(),
+        burst in prop::option::of(prop_oneof![Just(0u32), Just(1), Just(u32::MAX), any::<u32>()]),
+        wait in duration(),
+        max_keys in prop_oneof![Just(0u64), Just(1), Just(u64::MAX), any::<u64>()],
+        cost in prop_oneof![Just(0u32), Just(1), Just(u32::MAX), any::<u32>()],
+    ) {
+        let mut builder = reliability::RateLimiter::builder(fresh("rate_limit"), rate)
+            .per(per)
+            .wait(wait)
+            .max_keys(max_keys);
+        if let Some(burst) = burst {
+            builder = builder.burst(burst);
+        }
+        let burst = burst.unwrap_or(rate);
+        let interval = if rate == 0 { Duration::ZERO } else { per / rate };
+        let valid = rate >= 1
+            && !interval.is_zero()
+            && burst >= 1
+            && max_keys >= 1
+            && interval.checked_mul(burst).is_some_and(|refill| refill <= HUNDRED_YEARS);
+        match builder.build() {
+            Ok(limiter) => {
+                prop_assert!(valid);
+                // Whatever it accepted admits or rejects any cost, with or without a key, and a
+                // second call either waits (polled once) or is rejected.
+                paused().block_on(async {
+                    let first = limiter.acquire(cost).await;
+                    prop_assert_eq!(first.is_ok(), cost <= burst);
+                    let keyed = limiter.acquire_key("k", cost).await;
+                    prop_assert_eq!(keyed.is_ok(), cost <= burst);
+                    let mut second = std::pin::pin!(limiter.acquire(cost.max(1)));
+                    let _ = futures::poll!(second.as_mut());
+                    Ok(())
+                })?;
+            }
+            Err(error) => {
+                prop_assert!(!valid);
+                names(&error, &["rate", "per", "burst", "max_keys"]);
+            }
+        }
+    }
+
+    #[test]
+    fn bulkhead_builder_accepts_or_names_the_setting(
+        max in prop_oneof![Just(0u32), Just(1), Just(u32::MAX), any::<u32>()],
+        queue in prop_oneof![Just(0u32), Just(1), Just(u32::MAX), any::<u32>()],
+        wait in duration(),
+    ) {
+        let built = reliability::Bulkhead::builder(fresh("bulkhead"), max)
+            .queue(queue)
+            .wait(wait)
+            .build();
+        let valid = (1..=reliability::Bulkhead::MAX).contains(&max);
+        match built {
+            Ok(bulkhead) => {
+                prop_assert!(valid);
+                paused().block_on(async {
+                    let slots: Vec<_> = futures::future::join_all(
+                        (0..max.min(3)).map(|_| bulkhead.acquire()),
+                    )
+                    .await;
+                    prop_assert!(slots.iter().all(Result::is_ok));
+                    // One more call queues (polled once) or is rejected.
+                    let mut more = std::pin::pin!(bulkhead.acquire());
+                    let _ = futures::poll!(more.as_mut());
+                    Ok(())
+                })?;
+            }
+            Err(error) => {
+                prop_assert!(!valid);
+                names(&error, &["max"]);
+            }
+        }
+    }
+}

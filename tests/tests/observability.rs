@@ -273,3 +273,77 @@ async fn two_functions_naming_one_breaker_with_other_settings_are_warned_about()
         "the first one's settings"
     );
 }
+
+/// The load layers and the retry's early give-ups are events too, naming the policy.
+#[tokio::test(start_paused = true)]
+async fn load_rejections_and_early_give_ups_are_events() {
+    use reliability::{Bulkhead, RateLimiter, Retry, RetryPolicy};
+    use std::time::Duration;
+
+    let (recorder, _guard) = Recorder::install();
+    let limiter = RateLimiter::builder("observability.limiter", 1)
+        .wait(secs(5))
+        .build()
+        .unwrap();
+    limiter.acquire(1).await.unwrap();
+    limiter.acquire(1).await.unwrap();
+    limiter.acquire(7).await.unwrap_err();
+    let events = recorder.take("observability.limiter");
+    assert_eq!(
+        messages(&events),
+        [
+            "waiting for a permit",
+            "rate limited: the call asks for more permits than the burst, so it can never be admitted"
+        ]
+    );
+    assert_eq!(events[1].level, tracing::Level::WARN);
+    assert_eq!(events[1].field("cost"), Some("7"));
+
+    let bulkhead = Bulkhead::builder("observability.bulkhead", 1)
+        .build()
+        .unwrap();
+    let _slot = bulkhead.acquire().await.unwrap();
+    bulkhead.acquire().await.unwrap_err();
+    let events = recorder.take("observability.bulkhead");
+    assert_eq!(messages(&events), ["bulkhead full"], "{events:#?}");
+
+    let budget = Retry::new(
+        "observability.budget",
+        RetryPolicy::builder()
+            .max_attempts(2)
+            .delay(Duration::ZERO)
+            .budget(0.1)
+            .build()
+            .unwrap(),
+    );
+    for _ in 0..120 {
+        let _ = budget.run(|| async { Err::<(), _>(503) }).await;
+    }
+    let events = recorder.take("observability.budget");
+    let spent = messages(&events)
+        .into_iter()
+        .filter(|m| *m == "giving up: the retry budget is spent")
+        .count() as u64;
+    let stats = reliability::registry().snapshot();
+    let exhausted = stats
+        .retry("observability.budget")
+        .unwrap()
+        .budget_exhausted;
+    assert!(spent > 0);
+    assert_eq!(spent, exhausted, "one event per give-up");
+
+    let deadline = Retry::new(
+        "observability.deadline",
+        RetryPolicy::builder()
+            .jitter(reliability::Jitter::None)
+            .deadline(Duration::from_millis(500))
+            .build()
+            .unwrap(),
+    );
+    let _ = deadline.run(|| async { Err::<(), _>(503) }).await;
+    let events = recorder.take("observability.deadline");
+    assert_eq!(
+        messages(&events),
+        ["giving up: the next attempt would start past the deadline"]
+    );
+}

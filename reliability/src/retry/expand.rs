@@ -10,45 +10,77 @@ use std::time::Duration;
 
 use crate::__private::{NameFn, StackCtx};
 use crate::backoff::{Backoff, Jitter, Schedule};
-use crate::retry::{Attempts, Next, Retry, RetryPolicy};
+use crate::retry::{Attempts, Below, Next, Retry, RetryPolicy};
 use crate::slot::Slot;
 
 /// A `static` holding one retry layer: its settings, checked by the macro, and its policy per
 /// instantiation of the function.
 #[derive(Debug)]
 pub struct RetrySlot {
+    name: Option<&'static str>,
     policy: RetryPolicy,
     slot: Slot<Retry>,
 }
 
+/// The settings of `#[retry]` that the macro checked, for [`RetrySlot::new`].
+#[derive(Debug, Clone, Copy)]
+pub struct RetrySettings {
+    /// `name = "..."`.
+    pub name: Option<&'static str>,
+    /// `max = N`.
+    pub max_attempts: u32,
+    /// `backoff` and `multiplier`.
+    pub backoff: Backoff,
+    /// `delay = DUR`.
+    pub delay: Duration,
+    /// `max_delay = DUR`.
+    pub max_delay: Duration,
+    /// `jitter = "..."`.
+    pub jitter: Jitter,
+    /// `deadline = DUR`.
+    pub deadline: Option<Duration>,
+    /// `budget = F`.
+    pub budget: Option<f64>,
+}
+
 impl RetrySlot {
     /// A slot for settings the macro checked.
-    pub const fn new(
-        max_attempts: u32,
-        backoff: Backoff,
-        delay: Duration,
-        max_delay: Duration,
-        jitter: Jitter,
-    ) -> Self {
+    pub const fn new(settings: RetrySettings) -> Self {
+        let mut policy = RetryPolicy::checked(
+            settings.max_attempts,
+            Schedule {
+                backoff: settings.backoff,
+                delay: settings.delay,
+                max_delay: settings.max_delay,
+                jitter: settings.jitter,
+            },
+        );
+        if let Some(deadline) = settings.deadline {
+            policy = policy.with_deadline(deadline);
+        }
+        if let Some(budget) = settings.budget {
+            policy = policy.with_budget(budget);
+        }
         RetrySlot {
-            policy: RetryPolicy::checked(
-                max_attempts,
-                Schedule {
-                    backoff,
-                    delay,
-                    max_delay,
-                    jitter,
-                },
-            ),
+            name: settings.name,
+            policy,
             slot: Slot::new(),
         }
     }
 
-    /// The policy of this instantiation, registered under `name()` on first use.
+    /// The policy of this instantiation, registered on first use. A retry named explicitly is one
+    /// for every instantiation (and shares its budget with every retry of that name).
     #[inline]
-    pub fn get(&self, instance: &'static str, name: NameFn<'_>) -> &'static Retry {
-        self.slot
-            .get(instance, |_| true, || Retry::new(&name(), self.policy))
+    pub fn get(&self, instance: &'static str, default_name: NameFn<'_>) -> &'static Retry {
+        let instance = if self.name.is_some() { "" } else { instance };
+        self.slot.get(
+            instance,
+            |_| true,
+            || {
+                let name = self.name.map_or_else(default_name, str::to_owned);
+                Retry::new(&name, self.policy)
+            },
+        )
     }
 }
 
@@ -79,9 +111,15 @@ impl<'a> RetryLoop<'a> {
     /// Decides at once; the future only waits the delay before another attempt, so a success costs
     /// no more than a counter.
     #[inline]
-    pub fn decide<T, E, P>(&mut self, out: Result<T, E>, retryable: &P) -> Decision<'_, 'a, T, E>
+    pub fn decide<T, E, P, A>(
+        &mut self,
+        out: Result<T, E>,
+        retryable: &P,
+        retry_after: &A,
+    ) -> Decision<'_, 'a, T, E>
     where
         P: Fn(&E) -> bool,
+        A: Fn(&E) -> Option<Duration>,
     {
         match out {
             Ok(value) => Decision {
@@ -89,21 +127,34 @@ impl<'a> RetryLoop<'a> {
                 sleep: None,
                 attempts: None,
             },
-            Err(error) => self.failed(error, retryable),
+            Err(error) => self.failed(error, retryable, retry_after),
         }
     }
 
     #[cold]
-    fn failed<T, E, P>(&mut self, error: E, retryable: &P) -> Decision<'_, 'a, T, E>
+    fn failed<T, E, P, A>(
+        &mut self,
+        error: E,
+        retryable: &P,
+        retry_after: &A,
+    ) -> Decision<'_, 'a, T, E>
     where
         P: Fn(&E) -> bool,
+        A: Fn(&E) -> Option<Duration>,
     {
         // A load first: no read-modify-write unless a breaker below did reject.
         let rejected = self.ctx.rejected.load(Ordering::Relaxed);
         if rejected {
             self.ctx.rejected.store(false, Ordering::Relaxed);
         }
-        match self.attempts.next(Err(error), retryable, rejected) {
+        let below = Below {
+            rejected,
+            retry_after: self.ctx.take_shed().flatten(),
+        };
+        match self
+            .attempts
+            .next(Err(error), retryable, retry_after, below)
+        {
             Next::Done(out) => Decision {
                 flow: Some(ControlFlow::Break(out)),
                 sleep: None,
