@@ -306,7 +306,7 @@ fn breaker_static(config: &BreakerConfig) -> TokenStream {
     quote! {
         static __RELIABILITY_BREAKER: ::reliability::__private::BreakerSlot = ::reliability::__private::BreakerSlot::new(
             #name,
-            ::reliability::__private::BreakerConfig::__checked(#failures, #successes, #cooldown),
+            ::reliability::__private::consecutive_breaker(#failures, #successes, #cooldown),
         );
     }
 }

@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 
 pub use crate::backoff::{Backoff, Jitter};
 pub use crate::cache::CacheConfig;
-pub use crate::circuit_breaker::BreakerConfig;
+pub use crate::circuit_breaker::{BreakerConfig, SlidingWindow};
 pub use crate::retry::RetryPolicy;
 pub use core::time::Duration;
 
@@ -332,6 +332,37 @@ where
 {
     // The attempt is known when the future is made: the retry loop above numbers it first.
     timeout.run_attempt(fut, ctx.attempt(), convert)
+}
+
+/// The consecutive rule's settings, checked by the macro.
+pub const fn consecutive_breaker(
+    failure_threshold: u32,
+    success_threshold: u32,
+    cooldown: Duration,
+) -> BreakerConfig {
+    BreakerConfig::consecutive(failure_threshold, success_threshold, cooldown)
+}
+
+/// The rate rule's settings, checked by the macro; `None` takes the default (`min_calls`: the
+/// smaller of 100 and a count window's size; `slow_call_rate`: `failure_rate`).
+pub const fn rate_breaker(
+    failure_rate: f64,
+    window: SlidingWindow,
+    min_calls: Option<u32>,
+    slow_call: Option<Duration>,
+    slow_call_rate: Option<f64>,
+    success_threshold: u32,
+    cooldown: Duration,
+) -> BreakerConfig {
+    BreakerConfig::rate(
+        failure_rate,
+        window,
+        min_calls,
+        slow_call,
+        slow_call_rate,
+        success_threshold,
+        cooldown,
+    )
 }
 
 /// A `static` holding one circuit breaker layer.

@@ -63,7 +63,9 @@ pub mod __private;
 
 pub use backoff::{Backoff, Jitter, Schedule};
 pub use cache::{Cache, CacheBuilder, CacheConfig};
-pub use circuit_breaker::{BreakerConfig, CircuitBreaker, CircuitBreakerBuilder, CircuitState};
+pub use circuit_breaker::{
+    BreakerConfig, CircuitBreaker, CircuitBreakerBuilder, CircuitState, SlidingWindow, TripRule,
+};
 pub use error::{ConfigError, Error};
 pub use fallback::Fallback;
 pub use registry::{PolicyKind, PolicyStats, Registry, Snapshot, registry};

@@ -106,6 +106,9 @@ impl Registry {
                 hits: s.get(Field::Hits),
                 misses: s.get(Field::Misses),
                 openings: s.get(Field::Openings),
+                slow_calls: s.get(Field::SlowCalls),
+                isolations: s.get(Field::Isolations),
+                resets: s.get(Field::Resets),
                 fallbacks: s.targets(),
                 state: match s.kind {
                     PolicyKind::CircuitBreaker => self.circuit_breaker(&s.name).map(|b| b.state()),
@@ -207,7 +210,7 @@ impl fmt::Display for Snapshot {
 /// |---|---|---|---|---|
 /// | retry | calls of the layer | final `Ok` | final `Err` (attempts exhausted, error not retryable, or rejected by a breaker below) | `retries`: attempts after the first; `rejections`: calls ended by an open breaker below |
 /// | timeout | calls of the layer | `Ok` in time | `Err` in time | `timeouts`: deadlines that expired |
-/// | circuit_breaker | calls admitted or rejected | admitted calls that succeeded (or failed with an error `when` does not count) | counted failures | `rejections`, `openings`, `state` |
+/// | circuit_breaker | calls admitted or rejected | admitted calls that succeeded (or failed with an error `when` does not count) | counted failures | `rejections`, `openings`, `slow_calls`, `isolations`, `resets`, `state` |
 /// | fallback | calls of the layer | `Ok` from the layer below | every target failed | `fallbacks`: calls served by each target |
 /// | cached | `hits + misses` | `Ok` results stored | runs of the layer below that failed | `hits`, `misses` |
 ///
@@ -242,6 +245,13 @@ pub struct PolicyStats {
     pub misses: u64,
     /// Circuit breaker: transitions to open.
     pub openings: u64,
+    /// Circuit breaker (rate rule with `slow_call`): admitted calls that took longer than
+    /// `slow_call`, whatever their result (they are also in `successes` or `failures`).
+    pub slow_calls: u64,
+    /// Circuit breaker: times [`CircuitBreaker::isolate`] isolated it.
+    pub isolations: u64,
+    /// Circuit breaker: times [`CircuitBreaker::reset`] reset it.
+    pub resets: u64,
     /// Fallback: `(target, calls it served)` for each target, in declaration order.
     pub fallbacks: Vec<(String, u64)>,
     /// Circuit breaker: its state when the snapshot was taken.
@@ -277,6 +287,9 @@ impl fmt::Display for PolicyStats {
             ("hits", self.hits),
             ("misses", self.misses),
             ("openings", self.openings),
+            ("slow_calls", self.slow_calls),
+            ("isolations", self.isolations),
+            ("resets", self.resets),
         ];
         for (label, value) in fields {
             if value != 0 {

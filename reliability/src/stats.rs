@@ -12,7 +12,7 @@ use thread_local::ThreadLocal;
 
 use crate::registry::PolicyKind;
 
-const FIELDS: usize = 10;
+const FIELDS: usize = 13;
 
 /// One thread's counters, on cache lines of their own (128 bytes: the adjacent-line prefetcher of
 /// x86 pairs lines).
@@ -36,6 +36,12 @@ pub(crate) enum Field {
     /// Calls dropped before they ended (retry, timeout), so that their `calls` can be counted as the
     /// sum of how calls ended: one counter write per call instead of two.
     Cancelled,
+    /// Circuit breaker: calls slower than `slow_call`.
+    SlowCalls,
+    /// Circuit breaker: `isolate()` calls that isolated it.
+    Isolations,
+    /// Circuit breaker: `reset()` calls.
+    Resets,
 }
 
 impl Field {

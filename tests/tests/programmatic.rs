@@ -139,7 +139,7 @@ async fn circuit_breaker_opens_rejects_and_recovers() {
     assert_eq!(rebuilt.state(), CircuitState::Open, "one breaker per name");
     assert_eq!(
         rebuilt.config().failure_threshold(),
-        2,
+        Some(2),
         "the first configuration wins"
     );
 
