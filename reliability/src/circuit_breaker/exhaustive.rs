@@ -190,9 +190,17 @@ fn step(config: &BreakerConfig, world: &World, step: Step) -> Option<World> {
             failures: next.reference.iter().filter(|(f, _)| *f).count() as u64,
             slow: next.reference.iter().filter(|(_, s)| *s).count() as u64,
         };
-        assert_eq!(window.counts(next.now), expected, "after {step:?} from {world:?}");
+        assert_eq!(
+            window.counts(next.now),
+            expected,
+            "after {step:?} from {world:?}"
+        );
         let contents: Vec<_> = next.reference.iter().copied().collect();
-        assert_eq!(window.contents(), Some(contents), "after {step:?} from {world:?}");
+        assert_eq!(
+            window.contents(),
+            Some(contents),
+            "after {step:?} from {world:?}"
+        );
     }
     // Trial slots: exactly the trials held of this period, never more than the threshold.
     let core = &next.core;
@@ -250,7 +258,9 @@ fn end_call(
             slow_call_rate,
             ..
         } => {
-            let moved = next.core.record(config, g, Outcome { failed, slow }, world.now);
+            let moved = next
+                .core
+                .record(config, g, Outcome { failed, slow }, world.now);
             if !current {
                 assert_eq!(moved, None);
                 return None;
@@ -265,7 +275,11 @@ fn end_call(
             let opens = calls >= min_calls as usize
                 && (failures as f64 >= failure_rate * calls as f64
                     || slows as f64 >= slow_call_rate * calls as f64);
-            assert_eq!(moved.is_some(), opens, "{failures} failures, {slows} slow of {calls}");
+            assert_eq!(
+                moved.is_some(),
+                opens,
+                "{failures} failures, {slows} slow of {calls}"
+            );
             moved
         }
         TripRule::Rate { .. } => unreachable!("the model explores count windows"),
@@ -326,7 +340,9 @@ fn every_reachable_state_keeps_the_rules_consecutive() {
 fn every_reachable_state_keeps_the_rules_rate() {
     for size in 1..=3 {
         for min_calls in 1..=size {
-            for (failure_rate, slow_call_rate) in [(0.5, None), (1.0, Some(0.34)), (0.34, Some(1.0))] {
+            for (failure_rate, slow_call_rate) in
+                [(0.5, None), (1.0, Some(0.34)), (0.34, Some(1.0))]
+            {
                 for success_threshold in 1..=2 {
                     let config = BreakerConfig::rate(
                         failure_rate,
@@ -365,7 +381,10 @@ fn the_rate_rule_opens_at_the_share_and_not_below_min_calls() {
     };
     assert!(!trips(&config.rule, counts(3, 3, 3)), "below min_calls");
     assert!(trips(&config.rule, counts(4, 2, 0)), "exactly half failed");
-    assert!(!trips(&config.rule, counts(4, 1, 2)), "a quarter failed, half slow");
+    assert!(
+        !trips(&config.rule, counts(4, 1, 2)),
+        "a quarter failed, half slow"
+    );
     assert!(trips(&config.rule, counts(4, 0, 3)), "three quarters slow");
     let consecutive = BreakerConfig::DEFAULT;
     assert!(!trips(&consecutive.rule, counts(100, 100, 100)));

@@ -21,7 +21,7 @@ impl Outcome {
     const SLOW: u8 = 2;
 
     fn bits(self) -> u8 {
-        u8::from(self.failed) * Self::FAILED | u8::from(self.slow) * Self::SLOW
+        (u8::from(self.failed) * Self::FAILED) | (u8::from(self.slow) * Self::SLOW)
     }
 }
 
@@ -51,6 +51,8 @@ impl Counts {
 pub(crate) const BUCKETS: usize = 10;
 
 /// A sliding window of outcomes.
+// One per breaker, beside its lock: the buckets stay inline rather than behind a pointer.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Window {
     /// The last `ring.len()` calls.
@@ -72,6 +74,7 @@ impl Window {
                 Window::Time(TimeWindow {
                     width: width.max(1),
                     buckets: [Bucket::EMPTY; BUCKETS],
+                    latest: 0,
                 })
             }
         }
@@ -96,7 +99,7 @@ impl Window {
     }
 
     /// A count window's outcomes, oldest first, as `(failed, slow)`; `None` for a time window.
-    #[cfg(test)]
+    #[cfg(all(test, not(reliability_loom)))]
     pub(crate) fn contents(&self) -> Option<Vec<(bool, bool)>> {
         let Window::Count(w) = self else { return None };
         let len = w.ring.len();
@@ -151,6 +154,10 @@ impl CountWindow {
 pub(crate) struct TimeWindow {
     width: u64,
     buckets: [Bucket; BUCKETS],
+    /// The latest time recorded: an outcome read the clock before it took the breaker's lock, so
+    /// one that arrives after a later one is recorded at the later time (its bucket may already
+    /// hold calls ten epochs younger, which it must not wipe).
+    latest: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -173,6 +180,8 @@ impl Bucket {
 
 impl TimeWindow {
     fn record(&mut self, bits: u8, now: u64) -> Counts {
+        let now = now.max(self.latest);
+        self.latest = now;
         let epoch = now / self.width;
         let bucket = &mut self.buckets[(epoch % BUCKETS as u64) as usize];
         if bucket.epoch != epoch {
@@ -256,5 +265,8 @@ mod tests {
         // Long idle: every bucket is stale.
         assert_eq!(w.counts(1_000 * s), counts(0, 0, 0));
         assert_eq!(w.record(FAIL, 1_000 * s), counts(1, 1, 0));
+        // An outcome that read the clock before a later one was recorded counts at the later time,
+        // and wipes nothing.
+        assert_eq!(w.record(OK, 990 * s), counts(2, 1, 0));
     }
 }
