@@ -106,9 +106,12 @@ impl CircuitState {
 /// | resilience4j | 50% | last 100 calls | 100 | 60 s, at 100% | 60 s |
 /// | Polly v8 | 0.1 | 30 s sampling | 100 | — | 5 s |
 ///
-/// A breaker in rate mode records each closed-state outcome under its lock (no allocation: a
-/// count window is a ring allocated with the breaker, a time window ten buckets); a consecutive
-/// breaker admits a closed-state call with one atomic load and records a success with another.
+/// Cost on the closed path: both rules admit a call with one atomic load. A consecutive breaker
+/// records a success with one more load (and a failure with a compare-exchange); a rate breaker
+/// records every outcome under a short lock, without allocating (a count window is a ring made
+/// with the breaker, a time window ten buckets), and reads the clock only for a time window or
+/// `slow_call`. Under heavy traffic from many threads through one breaker, that lock is the
+/// price of exact counts.
 ///
 /// ```
 /// use std::time::Duration;
@@ -523,9 +526,12 @@ impl Inner {
     }
 
     /// Rate rule: records the outcome of a closed-state call of `generation`, under the lock.
-    fn record(&self, generation: u64, outcome: Outcome, now: u64, caller: &Caller<'_>) {
+    /// `now`: the clock when the outcome arrived, if read already.
+    fn record(&self, generation: u64, outcome: Outcome, now: Option<u64>, caller: &Caller<'_>) {
         let mut core = self.lock();
-        let moved = core.record(&self.config, generation, outcome, now);
+        let moved = core.record(&self.config, generation, outcome, || {
+            now.unwrap_or_else(|| self.clock.now())
+        });
         self.moved(&core, moved, caller);
     }
 
@@ -664,15 +670,18 @@ impl Permit<'_> {
             }
             return;
         }
-        let now = inner.clock.now();
-        let slow = inner.timed && inner.slow(self.started, now);
+        // A closed call reads the clock only to time itself; the window asks for it if it needs it.
+        let trial = matches!(admitted, Admitted::Trial(_));
+        let now = (inner.timed || trial).then(|| inner.clock.now());
+        let slow = inner.timed && now.is_some_and(|now| inner.slow(self.started, now));
         if slow {
             inner.stats.add(Field::SlowCalls);
         }
-        if let Admitted::Call(_) = admitted {
+        if !trial {
             inner.record(generation, Outcome { failed, slow }, now, &self.caller);
             return;
         }
+        let now = now.unwrap_or_default();
         let mut core = inner.lock();
         let moved = if failed || slow {
             core.trial_failed(&inner.config, generation, now)

@@ -91,18 +91,32 @@ impl Core {
 
     /// Rate rule, closed: a call of `generation` ended with `outcome`. Ignored if the breaker moved
     /// on since the call was admitted; else recorded, and the circuit opens if the rule says so.
+    /// `now` is asked only when needed: by a time window, or to open.
     pub(crate) fn record(
         &mut self,
         config: &BreakerConfig,
         generation: u64,
         outcome: Outcome,
-        now: u64,
+        now: impl FnOnce() -> u64,
     ) -> Option<CircuitState> {
         if !self.is(CircuitState::Closed, generation) {
             return None;
         }
-        let counts = self.window.as_mut()?.record(outcome, now);
-        trips(&config.rule, counts).then(|| self.open(config, now))
+        let window = self.window.as_mut()?;
+        let mut now = Some(now);
+        let mut clock = || now.take().map_or(0, |now| now());
+        let (counts, at) = match window {
+            Window::Time(_) => {
+                let at = clock();
+                (window.record(outcome, at), Some(at))
+            }
+            Window::Count(_) => (window.record(outcome, 0), None),
+        };
+        if !trips(&config.rule, counts) {
+            return None;
+        }
+        let at = at.unwrap_or_else(clock);
+        Some(self.open(config, at))
     }
 
     /// A trial of `generation` succeeded: it frees its slot, and enough successes close the circuit.

@@ -260,7 +260,7 @@ fn end_call(
         } => {
             let moved = next
                 .core
-                .record(config, g, Outcome { failed, slow }, world.now);
+                .record(config, g, Outcome { failed, slow }, || world.now);
             if !current {
                 assert_eq!(moved, None);
                 return None;
