@@ -240,3 +240,32 @@ async fn cache_hits_and_misses_are_events() {
     assert_eq!(messages(&events), ["cache miss", "cache hit", "cache miss"]);
     assert!(events.iter().all(|e| e.level == tracing::Level::DEBUG));
 }
+
+#[tokio::test(start_paused = true)]
+async fn isolating_and_resetting_a_breaker_are_events() {
+    let (recorder, _guard) = Recorder::install();
+    let breaker = reliability::CircuitBreaker::builder("observability.manual")
+        .build()
+        .unwrap();
+    breaker.isolate();
+    breaker.isolate(); // already isolated: nothing happens
+    breaker
+        .call(async { Ok::<_, AppError>(()) })
+        .await
+        .unwrap_err();
+    breaker.reset();
+    let events = recorder.take("observability.manual");
+    assert_eq!(
+        messages(&events),
+        [
+            "circuit breaker isolated: rejecting every call until reset",
+            "circuit breaker rejected a call",
+            "circuit breaker reset: closed, counts cleared",
+        ],
+        "{events:#?}"
+    );
+    assert_eq!(events[0].level, tracing::Level::WARN);
+    assert_eq!(events[0].field("from"), Some("Closed"));
+    assert_eq!(events[2].level, tracing::Level::INFO);
+    assert_eq!(events[2].field("from"), Some("Isolated"));
+}

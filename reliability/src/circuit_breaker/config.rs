@@ -377,3 +377,68 @@ fn check_rate(setting: &'static str, rate: f64) -> Result<(), ConfigError> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Built in a `static`, as the attribute macro's slots build them.
+    static CONSECUTIVE: BreakerConfig =
+        crate::__private::consecutive_breaker(3, 1, Duration::from_secs(5));
+    static RATE: BreakerConfig = crate::__private::rate_breaker(
+        0.25,
+        SlidingWindow::Calls(20),
+        None,
+        Some(Duration::from_secs(2)),
+        None,
+        2,
+        Duration::from_secs(30),
+    );
+    static TIME: BreakerConfig = BreakerConfig::rate(
+        0.5,
+        SlidingWindow::Duration(Duration::from_secs(30)),
+        None,
+        None,
+        Some(0.8),
+        2,
+        Duration::from_secs(60),
+    );
+
+    #[test]
+    fn const_constructors_resolve_the_defaults() {
+        assert_eq!(CONSECUTIVE.failure_threshold(), Some(3));
+        assert_eq!(
+            (CONSECUTIVE.success_threshold(), CONSECUTIVE.cooldown()),
+            (1, Duration::from_secs(5))
+        );
+        assert_eq!(
+            RATE.rule(),
+            TripRule::Rate {
+                failure_rate: 0.25,
+                window: SlidingWindow::Calls(20),
+                min_calls: 20,
+                slow_call: Some(Duration::from_secs(2)),
+                slow_call_rate: 0.25,
+            }
+        );
+        assert!(matches!(
+            TIME.rule(),
+            TripRule::Rate {
+                min_calls: 100,
+                slow_call_rate: 0.8,
+                slow_call: None,
+                ..
+            }
+        ));
+        // The builder makes the same settings as the macro's constructors.
+        let built = CircuitBreakerBuilder::new("config".into())
+            .failure_rate(0.25)
+            .window_calls(20)
+            .slow_call(Duration::from_secs(2))
+            .cooldown(Duration::from_secs(30))
+            .config()
+            .unwrap();
+        assert_eq!(built, RATE);
+        assert_eq!(BreakerConfig::default().failure_threshold(), Some(5));
+    }
+}
