@@ -16,11 +16,13 @@ use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
 
 mod config;
 mod core;
+mod count_window;
 mod window;
 
 pub use config::{BreakerConfig, CircuitBreakerBuilder, SlidingWindow, TripRule};
 
-use self::core::{Admission, Core, nanos};
+use self::core::{Admission, Core, nanos, trips};
+use self::count_window::{CountWindow, Recorded};
 use self::window::Outcome;
 
 /// The state of a [`CircuitBreaker`].
@@ -107,11 +109,11 @@ impl CircuitState {
 /// | Polly v8 | 0.1 | 30 s sampling | 100 | — | 5 s |
 ///
 /// Cost on the closed path: both rules admit a call with one atomic load. A consecutive breaker
-/// records a success with one more load (and a failure with a compare-exchange); a rate breaker
-/// records every outcome under a short lock, without allocating (a count window is a ring made
-/// with the breaker, a time window ten buckets), and reads the clock only for a time window or
-/// `slow_call`. Under heavy traffic from many threads through one breaker, that lock is the
-/// price of exact counts.
+/// records a success with one more load (and a failure with a compare-exchange). A rate breaker
+/// with a count window records an outcome without a lock, with one compare-exchange of a word
+/// every call through it shares and two atomic operations on a ring made with the breaker; with
+/// a time window, under a short lock (ten buckets). Neither allocates, and the clock is read only
+/// for a time window or `slow_call`.
 ///
 /// ```
 /// use std::time::Duration;
@@ -171,7 +173,8 @@ pub struct CircuitBreaker {
 /// one atomic load, and the call knows its period) and, while open, the end of the cooldown (so an
 /// open breaker rejects with two). The consecutive rule's count of failures while closed is an
 /// atomic of its own, tagged with the period, so that a success in the closed state takes no lock;
-/// only reaching `failure_threshold` takes it. The rate rule's window is in `Core`.
+/// only reaching `failure_threshold` takes it. The rate rule's count window is lock-free too, and
+/// takes the lock only to open; its time window is in `Core`.
 struct Inner {
     name: Arc<str>,
     config: BreakerConfig,
@@ -184,6 +187,9 @@ struct Inner {
     failures: AtomicU64,
     /// Rate rule with `slow_call`: admission reads the clock, to time the call.
     timed: bool,
+    /// Rate rule with a count window: the window, lock-free; reset under `core` at every
+    /// transition. (A time window is in `core`.)
+    count: Option<CountWindow>,
     clock: Clock,
     core: Mutex<Core>,
     stats: Arc<Stats>,
@@ -421,6 +427,13 @@ impl Inner {
             failures: AtomicU64::new(failures_word(0, 0)),
             open_until: AtomicU64::new(0),
             timed: config.slow_call().is_some(),
+            count: match config.rule {
+                TripRule::Rate {
+                    window: SlidingWindow::Calls(size),
+                    ..
+                } => Some(CountWindow::new(size, 0)),
+                _ => None,
+            },
             clock: Clock::new(),
             core: Mutex::new(Core::new(&config)),
             stats,
@@ -477,6 +490,9 @@ impl Inner {
         // the count in every model (loom 0.7 lets a compare-exchange read past a plain store).
         self.failures
             .swap(failures_word(core.generation, 0), Ordering::AcqRel);
+        if let Some(count) = &self.count {
+            count.reset(core.generation);
+        }
         self.state.store(
             (core.generation << STATE_BITS) | core.state.code(),
             Ordering::Release,
@@ -525,13 +541,29 @@ impl Inner {
         self.transitions.lock().unwrap().push(to);
     }
 
-    /// Rate rule: records the outcome of a closed-state call of `generation`, under the lock.
-    /// `now`: the clock when the outcome arrived, if read already.
+    /// Rate rule: records the outcome of a closed-state call of `generation`. `now`: the clock
+    /// when the outcome arrived, if read already.
     fn record(&self, generation: u64, outcome: Outcome, now: Option<u64>, caller: &Caller<'_>) {
+        if let Some(count) = &self.count {
+            // Lock-free; the lock only to open.
+            let Recorded::Counted {
+                window: Some(counts),
+                ..
+            } = count.record(generation, outcome)
+            else {
+                return;
+            };
+            if trips(&self.config.rule, counts) {
+                let now = now.unwrap_or_else(|| self.clock.now());
+                let mut core = self.lock();
+                let moved = core.window_tripped(&self.config, generation, now);
+                self.moved(&core, moved, caller);
+            }
+            return;
+        }
+        let now = now.unwrap_or_else(|| self.clock.now());
         let mut core = self.lock();
-        let moved = core.record(&self.config, generation, outcome, || {
-            now.unwrap_or_else(|| self.clock.now())
-        });
+        let moved = core.record(&self.config, generation, outcome, now);
         self.moved(&core, moved, caller);
     }
 

@@ -7,7 +7,7 @@ use crate::error::ConfigError;
 use crate::registry::registry;
 
 /// The most calls a count window may hold.
-pub(crate) const MAX_WINDOW_CALLS: u32 = 1_000_000;
+const MAX_WINDOW_CALLS: u32 = super::count_window::MAX_CALLS;
 
 /// `min_calls` when not given: the smaller of this and a count window's size.
 const DEFAULT_MIN_CALLS: u32 = 100;
@@ -218,7 +218,7 @@ impl CircuitBreakerBuilder {
         self
     }
 
-    /// Rate rule: the window is the last `n` calls (1 to 1 000 000; default 100).
+    /// Rate rule: the window is the last `n` calls (1 to 65 535; default 100).
     pub fn window_calls(mut self, n: u32) -> Self {
         self.window_calls = Some(n);
         self

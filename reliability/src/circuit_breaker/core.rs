@@ -2,8 +2,9 @@
 //! happen.
 
 use super::CircuitState;
+use super::config::SlidingWindow;
 use super::config::{BreakerConfig, TripRule};
-use super::window::{Counts, Outcome, Window};
+use super::window::{Counts, Outcome, TimeWindow};
 
 /// The state machine. The caller holds the lock and passes the time (`now`, in nanoseconds on the
 /// breaker's clock). Each method returns the state it moved to, if it moved, so that the caller
@@ -20,8 +21,9 @@ pub(crate) struct Core {
     pub(crate) trial_successes: u32,
     /// Open: when trial calls are let through.
     pub(crate) open_until: u64,
-    /// Rate mode: the outcomes of this closed period; empty in every other state.
-    pub(crate) window: Option<Window>,
+    /// Rate rule with a time window: the outcomes of this closed period; empty in every other
+    /// state. (A count window is lock-free, outside the core.)
+    pub(crate) window: Option<TimeWindow>,
 }
 
 /// What [`Core::admit`] decided.
@@ -45,8 +47,11 @@ impl Core {
             trial_successes: 0,
             open_until: 0,
             window: match config.rule {
-                TripRule::Rate { window, .. } => Some(Window::new(window)),
-                TripRule::Consecutive { .. } => None,
+                TripRule::Rate {
+                    window: SlidingWindow::Duration(duration),
+                    ..
+                } => Some(TimeWindow::new(duration)),
+                _ => None,
             },
         }
     }
@@ -89,34 +94,33 @@ impl Core {
             .then(|| self.open(config, now))
     }
 
-    /// Rate rule, closed: a call of `generation` ended with `outcome`. Ignored if the breaker moved
-    /// on since the call was admitted; else recorded, and the circuit opens if the rule says so.
-    /// `now` is asked only when needed: by a time window, or to open.
+    /// Rate rule with a time window, closed: a call of `generation` ended with `outcome` at `now`.
+    /// Ignored if the breaker moved on since the call was admitted; else recorded, and the circuit
+    /// opens if the rule says so.
     pub(crate) fn record(
         &mut self,
         config: &BreakerConfig,
         generation: u64,
         outcome: Outcome,
-        now: impl FnOnce() -> u64,
+        now: u64,
     ) -> Option<CircuitState> {
         if !self.is(CircuitState::Closed, generation) {
             return None;
         }
-        let window = self.window.as_mut()?;
-        let mut now = Some(now);
-        let mut clock = || now.take().map_or(0, |now| now());
-        let (counts, at) = match window {
-            Window::Time(_) => {
-                let at = clock();
-                (window.record(outcome, at), Some(at))
-            }
-            Window::Count(_) => (window.record(outcome, 0), None),
-        };
-        if !trips(&config.rule, counts) {
-            return None;
-        }
-        let at = at.unwrap_or_else(clock);
-        Some(self.open(config, at))
+        let counts = self.window.as_mut()?.record(outcome, now);
+        trips(&config.rule, counts).then(|| self.open(config, now))
+    }
+
+    /// Rate rule with a count window (lock-free, outside the core): the window of a call of
+    /// `generation` says to open. Ignored if the breaker moved on since the call was admitted.
+    pub(crate) fn window_tripped(
+        &mut self,
+        config: &BreakerConfig,
+        generation: u64,
+        now: u64,
+    ) -> Option<CircuitState> {
+        self.is(CircuitState::Closed, generation)
+            .then(|| self.open(config, now))
     }
 
     /// A trial of `generation` succeeded: it frees its slot, and enough successes close the circuit.

@@ -240,6 +240,9 @@ fn rate_breaker(size: u32, min_calls: u32, failure_rate: f64) -> CircuitBreaker 
 }
 
 fn window_counts(breaker: &CircuitBreaker) -> window::Counts {
+    if let Some(count) = &breaker.inner.count {
+        return count.counts();
+    }
     let now = breaker.inner.clock.now();
     breaker.inner.lock().window.as_ref().unwrap().counts(now)
 }
@@ -372,5 +375,112 @@ fn loom_time_window_rotation_loses_and_double_counts_nothing() {
         assert_eq!(counts.calls - 1, counts.failures, "{counts:?}");
         breaker.inner.clock.advance(width * 10);
         assert_eq!(window_counts(&breaker), window::Counts::default());
+    });
+}
+
+/// The lock-free count window alone, with more outcomes at once than it holds (so that calls
+/// overtake each other in its ring): every call is counted once, in the order of `head`; every
+/// window a call reports is exactly the last N calls in that order; at rest the counts are exact;
+/// and a call of an earlier period is never counted.
+#[test]
+fn loom_the_count_window_is_exact_when_calls_overtake_each_other() {
+    use count_window::{CountWindow, Recorded};
+    const SIZE: u32 = 1;
+    explore(|| {
+        let window = Arc::new(CountWindow::new(SIZE, 0));
+        let outcomes = [(true, false), (false, true), (true, true)];
+        let threads: Vec<_> = outcomes
+            .iter()
+            .map(|&(failed, slow)| {
+                let window = window.clone();
+                thread::spawn(move || window.record(0, window::Outcome { failed, slow }))
+            })
+            .collect();
+        let recorded: Vec<Recorded> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        // The order of `head`: call `seq` of the period.
+        let mut by_seq = [None; 3];
+        for (i, r) in recorded.iter().enumerate() {
+            let Recorded::Counted { seq, .. } = *r else {
+                panic!("{r:?}: every call is of the current period")
+            };
+            assert!(
+                by_seq[seq as usize].replace(outcomes[i]).is_none(),
+                "{recorded:?}"
+            );
+        }
+        let expect = |last: usize| {
+            let from = (last + 1).saturating_sub(SIZE as usize);
+            let calls = &by_seq[from..=last];
+            window::Counts {
+                calls: calls.len() as u64,
+                failures: calls.iter().filter(|c| c.unwrap().0).count() as u64,
+                slow: calls.iter().filter(|c| c.unwrap().1).count() as u64,
+            }
+        };
+        for r in &recorded {
+            if let Recorded::Counted {
+                seq,
+                window: Some(counts),
+            } = *r
+            {
+                assert_eq!(counts, expect(seq as usize), "{recorded:?}");
+            }
+        }
+        assert_eq!(window.counts(), expect(2));
+        window.reset(1);
+        assert_eq!(
+            window.record(
+                0,
+                window::Outcome {
+                    failed: true,
+                    slow: false
+                }
+            ),
+            Recorded::Stale
+        );
+        assert_eq!(window.counts(), window::Counts::default());
+    });
+}
+
+/// A reset racing with calls: each call is counted in the period it was admitted to, or not at all.
+#[test]
+fn loom_a_count_window_reset_races_with_calls() {
+    use count_window::{CountWindow, Recorded};
+    explore(|| {
+        let window = Arc::new(CountWindow::new(2, 0));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let window = window.clone();
+                thread::spawn(move || {
+                    window.record(
+                        0,
+                        window::Outcome {
+                            failed: true,
+                            slow: false,
+                        },
+                    )
+                })
+            })
+            .collect();
+        window.reset(1);
+        let late = window.record(
+            1,
+            window::Outcome {
+                failed: false,
+                slow: true,
+            },
+        );
+        let recorded: Vec<Recorded> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert!(matches!(late, Recorded::Counted { seq: 0, .. }), "{late:?}");
+        // Whatever the earlier period's calls did, the new period holds only its own call.
+        assert_eq!(
+            window.counts(),
+            window::Counts {
+                calls: 1,
+                failures: 0,
+                slow: 1
+            },
+            "{recorded:?}"
+        );
     });
 }

@@ -1,11 +1,10 @@
-//! The sliding window of the rate rule: the outcomes of the last N calls, or of the calls that
-//! ended in the last DUR.
+//! The outcomes the rate rule counts, and its time window: the calls that ended in the last DUR.
 //!
-//! A window lives in the breaker's `Core`, under its lock, and is only touched by a closed breaker
-//! in rate mode. It allocates once, when the breaker is made (the ring of a count window); recording
-//! an outcome allocates nothing.
+//! A time window lives in the breaker's `Core`, under its lock, and is only touched by a closed
+//! breaker in rate mode; recording an outcome allocates nothing. (The count window is lock-free,
+//! in `count_window`.)
 
-use super::config::SlidingWindow;
+use std::time::Duration;
 
 /// How one call ended, as the window sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -20,7 +19,7 @@ impl Outcome {
     const FAILED: u8 = 1;
     const SLOW: u8 = 2;
 
-    fn bits(self) -> u8 {
+    pub(crate) fn bits(self) -> u8 {
         (u8::from(self.failed) * Self::FAILED) | (u8::from(self.slow) * Self::SLOW)
     }
 }
@@ -39,114 +38,10 @@ impl Counts {
         self.failures += u64::from(bits & Outcome::FAILED != 0);
         self.slow += u64::from(bits & Outcome::SLOW != 0);
     }
-
-    fn remove(&mut self, bits: u8) {
-        self.calls -= 1;
-        self.failures -= u64::from(bits & Outcome::FAILED != 0);
-        self.slow -= u64::from(bits & Outcome::SLOW != 0);
-    }
 }
 
 /// Buckets of a time window: a call stays in it between 9 and 10 bucket widths after it ended.
 pub(crate) const BUCKETS: usize = 10;
-
-/// A sliding window of outcomes.
-// One per breaker, beside its lock: the buckets stay inline rather than behind a pointer.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) enum Window {
-    /// The last `ring.len()` calls.
-    Count(CountWindow),
-    /// The calls that ended in the last [`BUCKETS`] buckets.
-    Time(TimeWindow),
-}
-
-impl Window {
-    pub(crate) fn new(spec: SlidingWindow) -> Self {
-        match spec {
-            SlidingWindow::Calls(n) => Window::Count(CountWindow {
-                ring: vec![0; n.max(1) as usize].into_boxed_slice(),
-                next: 0,
-                counts: Counts::default(),
-            }),
-            SlidingWindow::Duration(d) => {
-                let width = u64::try_from(d.as_nanos() / BUCKETS as u128).unwrap_or(u64::MAX);
-                Window::Time(TimeWindow {
-                    width: width.max(1),
-                    buckets: [Bucket::EMPTY; BUCKETS],
-                    latest: 0,
-                })
-            }
-        }
-    }
-
-    /// Records an outcome that arrived at `now` (nanoseconds on the breaker's clock) and returns
-    /// what the window holds afterwards.
-    pub(crate) fn record(&mut self, outcome: Outcome, now: u64) -> Counts {
-        match self {
-            Window::Count(w) => w.record(outcome.bits()),
-            Window::Time(w) => w.record(outcome.bits(), now),
-        }
-    }
-
-    /// What the window holds at `now`.
-    #[cfg(test)]
-    pub(crate) fn counts(&self, now: u64) -> Counts {
-        match self {
-            Window::Count(w) => w.counts,
-            Window::Time(w) => w.counts(now),
-        }
-    }
-
-    /// A count window's outcomes, oldest first, as `(failed, slow)`; `None` for a time window.
-    #[cfg(all(test, not(reliability_loom)))]
-    pub(crate) fn contents(&self) -> Option<Vec<(bool, bool)>> {
-        let Window::Count(w) = self else { return None };
-        let len = w.ring.len();
-        let calls = w.counts.calls as usize;
-        Some(
-            (0..calls)
-                .map(|i| w.ring[(w.next + len - calls + i) % len])
-                .map(|bits| (bits & Outcome::FAILED != 0, bits & Outcome::SLOW != 0))
-                .collect(),
-        )
-    }
-
-    /// Forgets every outcome.
-    pub(crate) fn clear(&mut self) {
-        match self {
-            Window::Count(w) => {
-                w.next = 0;
-                w.counts = Counts::default();
-            }
-            Window::Time(w) => w.buckets = [Bucket::EMPTY; BUCKETS],
-        }
-    }
-}
-
-/// The last N outcomes in a ring, with their totals kept up to date.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct CountWindow {
-    /// Outcome bits; the first `counts.calls` slots before `next` (wrapping) are the window.
-    ring: Box<[u8]>,
-    /// Where the next outcome goes.
-    next: usize,
-    counts: Counts,
-}
-
-impl CountWindow {
-    fn record(&mut self, bits: u8) -> Counts {
-        let full = self.counts.calls == self.ring.len() as u64;
-        let slot = &mut self.ring[self.next];
-        if full {
-            self.counts.remove(*slot);
-        }
-        *slot = bits;
-        self.counts.add(bits);
-        self.next = (self.next + 1) % self.ring.len();
-        self.counts
-    }
-}
 
 /// Ten buckets of `width` nanoseconds; bucket `i` holds the calls that ended in an epoch
 /// (`now / width`) congruent to `i`, stamped with that epoch.
@@ -179,7 +74,25 @@ impl Bucket {
 }
 
 impl TimeWindow {
-    fn record(&mut self, bits: u8, now: u64) -> Counts {
+    /// A window of the calls that ended in the last `duration` (at least 10 ns).
+    pub(crate) fn new(duration: Duration) -> Self {
+        let width = u64::try_from(duration.as_nanos() / BUCKETS as u128).unwrap_or(u64::MAX);
+        TimeWindow {
+            width: width.max(1),
+            buckets: [Bucket::EMPTY; BUCKETS],
+            latest: 0,
+        }
+    }
+
+    /// Forgets every outcome.
+    pub(crate) fn clear(&mut self) {
+        self.buckets = [Bucket::EMPTY; BUCKETS];
+    }
+
+    /// Records an outcome that arrived at `now` (nanoseconds on the breaker's clock) and returns
+    /// what the window holds afterwards.
+    pub(crate) fn record(&mut self, outcome: Outcome, now: u64) -> Counts {
+        let bits = outcome.bits();
         let now = now.max(self.latest);
         self.latest = now;
         let epoch = now / self.width;
@@ -195,8 +108,9 @@ impl TimeWindow {
         self.counts(now)
     }
 
-    /// The sum of the buckets of the last ten epochs, the current one included.
-    fn counts(&self, now: u64) -> Counts {
+    /// The sum of the buckets of the last ten epochs, the current one included: what the window
+    /// holds at `now`.
+    pub(crate) fn counts(&self, now: u64) -> Counts {
         let epoch = now / self.width;
         let mut total = Counts::default();
         for bucket in &self.buckets {
@@ -238,23 +152,10 @@ mod tests {
     }
 
     #[test]
-    fn a_count_window_holds_the_last_n_outcomes() {
-        let mut w = Window::new(SlidingWindow::Calls(3));
-        assert_eq!(w.record(FAIL, 0), counts(1, 1, 0));
-        assert_eq!(w.record(SLOW, 0), counts(2, 1, 1));
-        assert_eq!(w.record(OK, 0), counts(3, 1, 1));
-        assert_eq!(w.record(OK, 0), counts(3, 0, 1), "the failure left");
-        assert_eq!(w.record(FAIL, 0), counts(3, 1, 0), "the slow call left");
-        w.clear();
-        assert_eq!(w.counts(0), counts(0, 0, 0));
-        assert_eq!(w.record(OK, 0), counts(1, 0, 0));
-    }
-
-    #[test]
     fn a_call_leaves_a_time_window_between_nine_and_ten_tenths_after_it_ended() {
         let dur = Duration::from_secs(10);
         let s = 1_000_000_000;
-        let mut w = Window::new(SlidingWindow::Duration(dur));
+        let mut w = TimeWindow::new(dur);
         // Ended at the very start of a bucket: stays 10 s. At its very end: 9 s and a nanosecond.
         w.record(FAIL, 0);
         w.record(SLOW, s - 1);
