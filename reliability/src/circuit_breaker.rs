@@ -113,7 +113,9 @@ impl CircuitState {
 /// with a count window records an outcome without a lock, with one compare-exchange of a word
 /// every call through it shares and two atomic operations on a ring made with the breaker; with
 /// a time window, under a short lock (ten buckets). Neither allocates, and the clock is read only
-/// for a time window or `slow_call`.
+/// for a time window or `slow_call`. (When more outcomes are being recorded at once than a count
+/// window holds, a call may find the one N places before it still unrecorded: it is counted, and
+/// leaves the decision to the next call.)
 ///
 /// ```
 /// use std::time::Duration;
