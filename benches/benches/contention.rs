@@ -82,6 +82,10 @@ fn breaker_group(c: &mut Criterion) {
     let ours_type = reliability::CircuitBreaker::builder("contention.breaker.type")
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
+    let ours_rate = reliability::CircuitBreaker::builder("contention.breaker.rate")
+        .failure_rate(0.5)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
     let recloser = recloser_breaker(None, Duration::from_secs(60));
     let failsafe = failsafe_breaker(5, Duration::from_secs(60));
 
@@ -91,6 +95,9 @@ fn breaker_group(c: &mut Criterion) {
     bench(&mut g, "ours", ours_breaker);
     bench(&mut g, "ours (CircuitBreaker::call)", |x| {
         ours_type.call(work(x))
+    });
+    bench(&mut g, "ours, rate rule (CircuitBreaker::call)", |x| {
+        ours_rate.call(work(x))
     });
     bench(&mut g, "recloser", |x| recloser.call(work(x)));
     bench(&mut g, "failsafe", |x| failsafe.call(work(x)));

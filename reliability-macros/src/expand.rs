@@ -324,7 +324,8 @@ fn breaker_static(config: &BreakerConfig) -> TokenStream {
     let cooldown = duration(config.cooldown);
     quote! {
         static __RELIABILITY_BREAKER: ::reliability::__private::BreakerSlot = ::reliability::__private::BreakerSlot::new(
-            #name, #failures, #successes, #cooldown,
+            #name,
+            ::reliability::__private::consecutive_breaker(#failures, #successes, #cooldown),
         );
     }
 }

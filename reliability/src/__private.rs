@@ -15,7 +15,10 @@ pub use crate::bulkhead::expand::{BulkheadSlot, bulkhead};
 pub use crate::cache::expand::{
     CacheKey, CacheSlot, CacheValue, OkValues, Returns, StoresOk, StoresValue, Values,
 };
-pub use crate::circuit_breaker::expand::{BreakerCall, BreakerSlot, circuit_breaker};
+pub use crate::circuit_breaker::SlidingWindow;
+pub use crate::circuit_breaker::expand::{
+    BreakerCall, BreakerSlot, circuit_breaker, consecutive_breaker, rate_breaker,
+};
 pub use crate::fallback::expand::{
     Chain, FallbackCall, FallbackSlot, Fallible, LastFallback, fallback_call, fallible,
     last_fallback,

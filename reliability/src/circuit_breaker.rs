@@ -1,77 +1,108 @@
 //! The circuit breaker: fail fast while a service is down, probe it with a few trial calls.
+//!
+//! - `config`: the settings ([`BreakerConfig`], [`TripRule`], [`SlidingWindow`]) and the builder;
+//! - `core`: the state machine, the single place where transitions happen;
+//! - `window`: the sliding window of the rate rule;
+//! - here: the shared breaker, its lock-free fast paths, permits, manual control and events.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::circuit_state::CircuitState;
-use crate::circuit_state::{CLOSED, HALF_OPEN, OPEN};
-use crate::error::{ConfigError, Error};
-use crate::registry::{Registry, registry};
+use crate::error::Error;
+use crate::registry::{Named, Registry, registry};
 use crate::stats::{Field, PolicyKind, Stats};
-use crate::sync::{AtomicU8, AtomicU32, AtomicU64, Mutex, MutexGuard, Ordering};
+use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
 
+mod config;
+mod core;
+mod count_window;
 pub(crate) mod expand;
+mod window;
 
-/// The settings of a [`CircuitBreaker`]; see [`CircuitBreakerBuilder`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BreakerConfig {
-    failure_threshold: u32,
-    success_threshold: u32,
-    cooldown: Duration,
-}
+pub use config::{BreakerConfig, CircuitBreakerBuilder, SlidingWindow, TripRule};
 
-impl BreakerConfig {
-    /// The defaults: 5 failures open the circuit, 2 trial successes close it, 60 s cooldown.
-    pub const DEFAULT: BreakerConfig = BreakerConfig {
-        failure_threshold: 5,
-        success_threshold: 2,
-        cooldown: Duration::from_secs(60),
-    };
+use self::core::{Admission, Core, nanos, trips};
+use self::count_window::{CountWindow, Recorded};
+use self::window::Outcome;
 
-    /// Settings already validated (by the attribute macro).
-    pub(crate) const fn checked(
-        failure_threshold: u32,
-        success_threshold: u32,
-        cooldown: Duration,
-    ) -> Self {
-        BreakerConfig {
-            failure_threshold,
-            success_threshold,
-            cooldown,
+const CLOSED: u64 = 0;
+const OPEN: u64 = 1;
+const HALF_OPEN: u64 = 2;
+const ISOLATED: u64 = 3;
+
+/// The state mirror packs the state in its low byte and the generation above it.
+const STATE_BITS: u32 = 8;
+const STATE_MASK: u64 = (1 << STATE_BITS) - 1;
+
+impl CircuitState {
+    const fn from_code(code: u64) -> Self {
+        match code {
+            CLOSED => CircuitState::Closed,
+            OPEN => CircuitState::Open,
+            HALF_OPEN => CircuitState::HalfOpen,
+            _ => CircuitState::Isolated,
         }
     }
 
-    /// Consecutive counted failures that open the circuit.
-    pub fn failure_threshold(&self) -> u32 {
-        self.failure_threshold
-    }
-
-    /// Successful trial calls in half-open that close it; also the number of trials let through at once.
-    pub fn success_threshold(&self) -> u32 {
-        self.success_threshold
-    }
-
-    /// Time open before trial calls are let through.
-    pub fn cooldown(&self) -> Duration {
-        self.cooldown
-    }
-}
-
-impl Default for BreakerConfig {
-    fn default() -> Self {
-        Self::DEFAULT
+    const fn code(self) -> u64 {
+        match self {
+            CircuitState::Closed => CLOSED,
+            CircuitState::Open => OPEN,
+            CircuitState::HalfOpen => HALF_OPEN,
+            CircuitState::Isolated => ISOLATED,
+        }
     }
 }
 
 /// A circuit breaker, shared by cloning (clones are the same breaker).
 ///
-/// Closed, it runs calls and counts consecutive counted failures; at `failure_threshold` it opens.
-/// Open, it rejects calls with [`Error::CircuitOpen`] without running them, for `cooldown`. Then it is
-/// half-open: at most `success_threshold` trial calls run at a time (others are rejected); that many
-/// successes close it, one counted failure opens it again. A call dropped before it finishes, or one
-/// that panics, counts as neither success nor failure and frees its trial slot. An error that the
-/// `when` predicate does not count is a success for the breaker: the service did answer.
+/// Closed, it runs calls and counts their outcomes by its [`TripRule`]; when the rule says so, it
+/// opens. Open, it rejects calls with [`Error::CircuitOpen`] without running them, for `cooldown`.
+/// Then it is half-open: at most `success_threshold` trial calls run at a time (others are
+/// rejected); that many successes close it, one counted failure opens it again.
+///
+/// Rules that hold for both trip rules:
+/// - an error that the `when` predicate does not count is a success for the breaker: the service
+///   did answer;
+/// - a call dropped before it finishes, or one that panics, counts as neither success nor failure
+///   and frees its trial slot;
+/// - a result that arrives after the breaker changed state (opened, half-opened, closed, isolated
+///   or reset since the call was admitted) is ignored: a slow call admitted before an opening
+///   cannot count against the closed period that follows the recovery;
+/// - a failure while open does not restart the cooldown;
+/// - the window (rate rule) and the failure count (consecutive rule) are cleared at every
+///   transition.
+///
+/// # Which rule to choose
+///
+/// **Consecutive** (the default, [`failure_threshold`](CircuitBreakerBuilder::failure_threshold)):
+/// `N` counted failures in a row open the circuit. It suits low traffic, where a handful of calls
+/// in a row is a clear signal. Under concurrent traffic it is a trap: a burst of calls that start
+/// together finishes with the fast failures first, so 5 instant errors among 256 calls that
+/// otherwise succeed in a few milliseconds open a breaker with `failure_threshold = 5` although 90%
+/// of the calls succeed.
+///
+/// **Rate** ([`failure_rate`](CircuitBreakerBuilder::failure_rate) and its siblings): the breaker
+/// opens when, over a sliding window of the last N calls (or of the calls of the last DUR), at least
+/// `failure_rate` of the calls failed or at least `slow_call_rate` were slower than `slow_call`, once
+/// the window holds `min_calls` calls. It suits concurrent traffic. Defaults beside two peers':
+///
+/// | | failure share | window | minimum calls | slow calls | open for |
+/// |---|---|---|---|---|---|
+/// | reliability, rate rule | 0.5 | last 100 calls | min(100, window) | off (share: the failure share) | 60 s |
+/// | resilience4j | 50% | last 100 calls | 100 | 60 s, at 100% | 60 s |
+/// | Polly v8 | 0.1 | 30 s sampling | 100 | — | 5 s |
+///
+/// Cost on the closed path: both rules admit a call with one atomic load. A consecutive breaker
+/// records a success with one more load (and a failure with a compare-exchange). A rate breaker
+/// with a count window records an outcome without a lock, with one compare-exchange of a word
+/// every call through it shares and two atomic operations on a ring made with the breaker; with
+/// a time window, under a short lock (ten buckets). Neither allocates, and the clock is read only
+/// for a time window or `slow_call`. (When more outcomes are being recorded at once than a count
+/// window holds, a call may find the one N places before it still unrecorded: it is counted, and
+/// leaves the decision to the next call.)
 ///
 /// ```
 /// use std::time::Duration;
@@ -93,6 +124,32 @@ impl Default for BreakerConfig {
 /// assert_eq!(breaker.call(async { Ok::<_, Error>(1) }).await, Ok(1)); // a trial call
 /// # }
 /// ```
+///
+/// The rate rule: half of the last 10 calls failed, or took longer than 2 s.
+///
+/// ```
+/// use std::time::Duration;
+/// use reliability::{CircuitBreaker, CircuitState, Error};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let breaker = CircuitBreaker::builder("search")
+///     .failure_rate(0.5)
+///     .window_calls(10)
+///     .min_calls(10)
+///     .slow_call(Duration::from_secs(2))
+///     .build()
+///     .unwrap();
+/// let timeout = || async { Err::<(), Error>(Error::Timeout { after: Duration::ZERO }) };
+/// for _ in 0..4 {
+///     let _ = breaker.call(timeout()).await;
+///     let _ = breaker.call(async { Ok::<_, Error>(()) }).await;
+/// }
+/// let _ = breaker.call(timeout()).await;
+/// assert_eq!(breaker.state(), CircuitState::Closed, "5 failures of 9 calls: below min_calls");
+/// let _ = breaker.call(async { Ok::<_, Error>(()) }).await;
+/// assert_eq!(breaker.state(), CircuitState::Open, "5 failures of 10 calls");
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct CircuitBreaker {
     inner: Arc<Inner>,
@@ -101,19 +158,27 @@ pub struct CircuitBreaker {
 /// The shared state of one breaker.
 ///
 /// Every transition happens in [`Core`], under its lock. Two fast paths read without the lock: the
-/// state (a mirror of `Core::state`, so a closed breaker admits a call with one atomic load) and,
-/// while open, the end of the cooldown (so an open breaker rejects with two). The count of
-/// consecutive failures while closed is an atomic of its own, so that a success in the closed state
-/// takes no lock either; only reaching `failure_threshold` takes it.
+/// state (a mirror of `Core::state` and `Core::generation`, so a closed breaker admits a call with
+/// one atomic load, and the call knows its period) and, while open, the end of the cooldown (so an
+/// open breaker rejects with two). The consecutive rule's count of failures while closed is an
+/// atomic of its own, tagged with the period, so that a success in the closed state takes no lock;
+/// only reaching `failure_threshold` takes it. The rate rule's count window is lock-free too, and
+/// takes the lock only to open; its time window is in `Core`.
 struct Inner {
     name: Arc<str>,
     config: BreakerConfig,
-    /// `Core::state`, mirrored; written only under `core`.
-    state: AtomicU8,
+    /// `Core::generation << STATE_BITS | Core::state`, mirrored; written only under `core`.
+    state: AtomicU64,
     /// `Core::open_until`, mirrored (meaningful while open); written under `core`, before `state`.
     open_until: AtomicU64,
-    /// Consecutive counted failures while closed; reset under `core` at every transition.
-    failures: AtomicU32,
+    /// Consecutive rule: `(generation as u32) << 32 | consecutive counted failures` of the current
+    /// closed period; set to the new period's tag and zero under `core` at every transition.
+    failures: AtomicU64,
+    /// Rate rule with `slow_call`: admission reads the clock, to time the call.
+    timed: bool,
+    /// Rate rule with a count window: the window, lock-free; reset under `core` at every
+    /// transition. (A time window is in `core`.)
+    count: Option<CountWindow>,
     clock: Clock,
     core: Mutex<Core>,
     stats: Arc<Stats>,
@@ -157,119 +222,9 @@ impl Clock {
     }
 }
 
-/// The breaker's state machine, free of time and of locking: the caller holds the lock and passes
-/// the time (`now`, in nanoseconds on the breaker's clock). Each method returns the state it moved
-/// to, if it moved, so that the caller reports every transition exactly once.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Core {
-    state: CircuitState,
-    /// Bumped at every opening, so a trial permit of an earlier half-open period can neither free a
-    /// slot of a later one nor count as one of its successes or failures.
-    generation: u64,
-    /// Half-open: trial calls running now (never above `success_threshold`); zero otherwise.
-    trials: u32,
-    /// Half-open: trial calls of this period that succeeded (below `success_threshold`); zero otherwise.
-    trial_successes: u32,
-    /// Open: when trial calls are let through.
-    open_until: u64,
-}
-
-/// What [`Core::admit`] decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Admission {
-    /// Closed: an ordinary call.
-    Call,
-    /// Half-open: a trial call of the given generation, holding one slot.
-    Trial(u64),
-    /// Rejected; trial calls are let through in this many nanoseconds (zero when half-open and
-    /// every slot is taken).
-    Reject(u64),
-}
-
-impl Core {
-    const fn new() -> Self {
-        Core {
-            state: CircuitState::Closed,
-            generation: 0,
-            trials: 0,
-            trial_successes: 0,
-            open_until: 0,
-        }
-    }
-
-    /// Asks to run a call at `now`. Open with the cooldown over, the breaker moves to half-open first.
-    fn admit(&mut self, config: &BreakerConfig, now: u64) -> (Admission, Option<CircuitState>) {
-        let mut moved = None;
-        if self.state == CircuitState::Open {
-            if now < self.open_until {
-                return (Admission::Reject(self.open_until - now), None);
-            }
-            self.state = CircuitState::HalfOpen;
-            self.trials = 0;
-            self.trial_successes = 0;
-            moved = Some(CircuitState::HalfOpen);
-        }
-        let admission = match self.state {
-            CircuitState::Closed => Admission::Call,
-            _ if self.trials < config.success_threshold => {
-                self.trials += 1;
-                Admission::Trial(self.generation)
-            }
-            _ => Admission::Reject(0),
-        };
-        (admission, moved)
-    }
-
-    /// Closed: `failure_threshold` consecutive failures were counted, so open.
-    fn failures_reached(&mut self, config: &BreakerConfig, now: u64) -> Option<CircuitState> {
-        (self.state == CircuitState::Closed).then(|| self.open(config, now))
-    }
-
-    /// A trial of `generation` succeeded: it frees its slot, and enough successes close the circuit.
-    fn trial_succeeded(&mut self, config: &BreakerConfig, generation: u64) -> Option<CircuitState> {
-        if !self.is_current(generation) {
-            return None;
-        }
-        self.trials -= 1;
-        self.trial_successes += 1;
-        if self.trial_successes < config.success_threshold {
-            return None;
-        }
-        self.state = CircuitState::Closed;
-        self.trials = 0;
-        self.trial_successes = 0;
-        Some(CircuitState::Closed)
-    }
-
-    /// A trial of `generation` failed (counted): open again.
-    fn trial_failed(
-        &mut self,
-        config: &BreakerConfig,
-        generation: u64,
-        now: u64,
-    ) -> Option<CircuitState> {
-        self.is_current(generation).then(|| self.open(config, now))
-    }
-
-    /// A trial of `generation` ended without an outcome (dropped or panicked): it frees its slot.
-    fn trial_abandoned(&mut self, generation: u64) {
-        if self.is_current(generation) {
-            self.trials -= 1;
-        }
-    }
-
-    fn is_current(&self, generation: u64) -> bool {
-        self.state == CircuitState::HalfOpen && self.generation == generation
-    }
-
-    fn open(&mut self, config: &BreakerConfig, now: u64) -> CircuitState {
-        self.state = CircuitState::Open;
-        self.generation = self.generation.wrapping_add(1);
-        self.trials = 0;
-        self.trial_successes = 0;
-        self.open_until = now.saturating_add(nanos(config.cooldown));
-        CircuitState::Open
-    }
+/// The consecutive failure count's word: the period's tag and a count.
+const fn failures_word(generation: u64, count: u32) -> u64 {
+    ((generation as u32 as u64) << 32) | count as u64
 }
 
 impl std::fmt::Debug for CircuitBreaker {
@@ -282,75 +237,10 @@ impl std::fmt::Debug for CircuitBreaker {
     }
 }
 
-/// Builds a [`CircuitBreaker`]; every setting is validated by [`build`](Self::build).
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct CircuitBreakerBuilder {
-    name: String,
-    config: BreakerConfig,
-}
-
-impl CircuitBreakerBuilder {
-    /// Consecutive counted failures that open the circuit (>= 1; default 5).
-    pub fn failure_threshold(mut self, n: u32) -> Self {
-        self.config.failure_threshold = n;
-        self
-    }
-
-    /// Trial successes that close it, and trials admitted at once (>= 1; default 2).
-    pub fn success_threshold(mut self, n: u32) -> Self {
-        self.config.success_threshold = n;
-        self
-    }
-
-    /// Time open before trial calls (> 0; default 60 s).
-    pub fn cooldown(mut self, cooldown: Duration) -> Self {
-        self.config.cooldown = cooldown;
-        self
-    }
-
-    /// Validates the settings and returns the breaker registered under the name: the one already
-    /// registered under that name if there is one (breakers are shared by name, and the first
-    /// configuration wins), else a new one.
-    pub fn build(self) -> Result<CircuitBreaker, ConfigError> {
-        if self.name.is_empty() {
-            return Err(ConfigError::new("name", "must not be empty"));
-        }
-        if self.config.failure_threshold == 0 {
-            return Err(ConfigError::new("failure_threshold", "must be at least 1"));
-        }
-        if self.config.success_threshold == 0 {
-            return Err(ConfigError::new("success_threshold", "must be at least 1"));
-        }
-        if self.config.cooldown.is_zero() {
-            return Err(ConfigError::new("cooldown", "must be longer than zero"));
-        }
-        let (breaker, created) = CircuitBreaker::shared(&self.name, self.config);
-        if !created && breaker.config() != self.config {
-            return Err(ConfigError::new(
-                "name",
-                format!(
-                    "a circuit breaker named `{}` exists already with other settings ({:?}); give this one another name, or the same settings",
-                    self.name,
-                    breaker.config()
-                ),
-            ));
-        }
-        Ok(breaker)
-    }
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
 impl CircuitBreaker {
     /// Starts a builder for the breaker registered as `name`.
     pub fn builder(name: impl Into<String>) -> CircuitBreakerBuilder {
-        CircuitBreakerBuilder {
-            name: name.into(),
-            config: BreakerConfig::DEFAULT,
-        }
+        CircuitBreakerBuilder::new(name.into())
     }
 
     /// The breaker registered as `name`, made with `config` if there is none; the flag is `true`
@@ -375,8 +265,77 @@ impl CircuitBreaker {
     /// The current state. An open breaker whose cooldown has passed reports `Open` until the next
     /// call moves it to `HalfOpen`.
     pub fn state(&self) -> CircuitState {
-        CircuitState::from_u8(self.inner.state.load(Ordering::Acquire))
-            .unwrap_or(CircuitState::Closed)
+        CircuitState::from_code(self.inner.state.load(Ordering::Acquire) & STATE_MASK)
+    }
+
+    /// Opens the circuit until [`reset`](Self::reset), whatever the traffic: a kill switch for
+    /// operators. The state is [`CircuitState::Isolated`]; every call is rejected with
+    /// [`Error::CircuitOpen`] (whose `retry_after` is the cooldown: the breaker cannot know when
+    /// it will be reset), and results of calls admitted before are ignored. Isolating an isolated
+    /// breaker does nothing. Counted in the breaker's `isolations` and reported as a `tracing`
+    /// event (target `reliability`).
+    ///
+    /// ```
+    /// use reliability::{CircuitBreaker, CircuitState, Error, registry};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// // Kept by its owner (a breaker built at run time leaves the registry with its last handle):
+    /// let _ledger = CircuitBreaker::builder("ledger").build().unwrap();
+    /// // Elsewhere, e.g. in an admin endpoint:
+    /// let breaker = registry().circuit_breaker("ledger").unwrap();
+    /// breaker.isolate();
+    /// assert_eq!(breaker.state(), CircuitState::Isolated);
+    /// let rejected = breaker.call(async { Ok::<_, Error>(1) }).await;
+    /// assert!(matches!(rejected, Err(Error::CircuitOpen { .. })));
+    /// breaker.reset();
+    /// assert_eq!(breaker.state(), CircuitState::Closed);
+    /// assert_eq!(breaker.call(async { Ok::<_, Error>(1) }).await, Ok(1));
+    /// let stats = registry().snapshot();
+    /// let stats = stats.circuit_breaker("ledger").unwrap();
+    /// assert_eq!((stats.isolations, stats.resets), (1, 1));
+    /// # }
+    /// ```
+    pub fn isolate(&self) {
+        let inner = &*self.inner;
+        let mut core = inner.lock();
+        let from = core.state;
+        if core.isolate().is_none() {
+            return;
+        }
+        inner.publish(&core);
+        inner.stats.add(Field::Isolations);
+        tracing::warn!(
+            target: "reliability",
+            breaker = %inner.name,
+            from = ?from,
+            "circuit breaker isolated: rejecting every call until reset"
+        );
+        #[cfg(all(test, reliability_loom))]
+        inner
+            .transitions
+            .lock()
+            .unwrap()
+            .push(CircuitState::Isolated);
+    }
+
+    /// Closes the circuit, from any state, and clears the window, the failure count and the trial
+    /// slots; results of calls admitted before are ignored. Counted in the breaker's `resets` and
+    /// reported as a `tracing` event (target `reliability`). See [`isolate`](Self::isolate).
+    pub fn reset(&self) {
+        let inner = &*self.inner;
+        let mut core = inner.lock();
+        let from = core.state;
+        core.reset();
+        inner.publish(&core);
+        inner.stats.add(Field::Resets);
+        tracing::info!(
+            target: "reliability",
+            breaker = %inner.name,
+            from = ?from,
+            "circuit breaker reset: closed, counts cleared"
+        );
+        #[cfg(all(test, reliability_loom))]
+        inner.transitions.lock().unwrap().push(CircuitState::Closed);
     }
 
     /// Runs `fut` if the breaker admits it; every `Err` counts as a failure.
@@ -423,9 +382,10 @@ impl CircuitBreaker {
         let inner = &*self.inner;
         inner.stats.add(Field::Calls);
         match inner.admit(&caller) {
-            Ok(trial) => Ok(Permit {
+            Ok(admitted) => Ok(Permit {
                 inner,
-                trial,
+                started: if inner.timed { inner.clock.now() } else { 0 },
+                admitted,
                 caller,
             }),
             Err(retry_after) => Err(self.reject(&caller, retry_after)),
@@ -450,20 +410,15 @@ impl CircuitBreaker {
     }
 }
 
-impl crate::registry::Named for Inner {
+impl Named for Inner {
     fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
         self
     }
 
     fn reset(&self) {
         let mut core = self.lock();
-        // Permits of the periods before this one neither free slots nor count in the new one.
-        let generation = core.generation.wrapping_add(1);
-        *core = Core::new();
-        core.generation = generation;
-        self.failures.store(0, Ordering::Release);
-        self.state.store(CLOSED, Ordering::Release);
-        self.stats.set_state(CLOSED);
+        core.reset();
+        self.publish(&core);
     }
 }
 
@@ -486,15 +441,23 @@ impl Registry {
 
 impl Inner {
     fn new(name: &str, config: BreakerConfig, stats: Arc<Stats>) -> Self {
-        stats.set_state(CLOSED);
+        stats.set_state(CircuitState::Closed.as_u8());
         Inner {
             name: name.into(),
             config,
-            state: AtomicU8::new(CLOSED),
-            failures: AtomicU32::new(0),
+            state: AtomicU64::new(CLOSED),
+            failures: AtomicU64::new(failures_word(0, 0)),
             open_until: AtomicU64::new(0),
+            timed: config.slow_call().is_some(),
+            count: match config.rule {
+                TripRule::Rate {
+                    window: SlidingWindow::Calls(size),
+                    ..
+                } => Some(CountWindow::new(size, 0)),
+                _ => None,
+            },
             clock: Clock::new(),
-            core: Mutex::new(Core::new()),
+            core: Mutex::new(Core::new(&config)),
             stats,
             #[cfg(all(test, reliability_loom))]
             transitions: std::sync::Mutex::new(Vec::new()),
@@ -507,21 +470,20 @@ impl Inner {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// `Ok(None)` for an ordinary call, `Ok(Some(generation))` for a trial, `Err(retry_after)` for a
-    /// rejection.
+    /// What the breaker admitted, or `Err(retry_after)` for a rejection.
     #[inline]
-    fn admit(&self, caller: &Caller<'_>) -> Result<Option<u64>, Duration> {
-        let state = self.state.load(Ordering::Acquire);
-        if state == CLOSED {
-            return Ok(None);
+    fn admit(&self, caller: &Caller<'_>) -> Result<Admitted, Duration> {
+        let word = self.state.load(Ordering::Acquire);
+        if word & STATE_MASK == CLOSED {
+            return Ok(Admitted::Call(word >> STATE_BITS));
         }
-        self.admit_slow(state, caller)
+        self.admit_slow(word & STATE_MASK, caller)
     }
 
-    /// [`admit`](Self::admit) while open or half-open: reads the clock, may take the lock.
+    /// [`admit`](Self::admit) while open, half-open or isolated: reads the clock, may take the lock.
     #[cold]
     #[inline(never)]
-    fn admit_slow(&self, state: u8, caller: &Caller<'_>) -> Result<Option<u64>, Duration> {
+    fn admit_slow(&self, state: u64, caller: &Caller<'_>) -> Result<Admitted, Duration> {
         let now = self.clock.now();
         if state == OPEN {
             let until = self.open_until.load(Ordering::Acquire);
@@ -534,22 +496,39 @@ impl Inner {
         self.moved(&core, moved, caller);
         drop(core);
         match admission {
-            Admission::Call => Ok(None),
-            Admission::Trial(generation) => Ok(Some(generation)),
+            Admission::Call(generation) => Ok(Admitted::Call(generation)),
+            Admission::Trial(generation) => Ok(Admitted::Trial(generation)),
             Admission::Reject(retry_after) => Err(Duration::from_nanos(retry_after)),
         }
     }
 
-    /// Publishes a transition of `core` (called with its lock held): the mirrors, the failure count,
-    /// the `openings` counter and the event.
+    /// Mirrors `core` (called with its lock held, after a transition): the end of the cooldown, the
+    /// failure count of the new period, then the state and generation.
+    fn publish(&self, core: &Core) {
+        if core.state == CircuitState::Open {
+            self.open_until.store(core.open_until, Ordering::Release);
+        }
+        // A read-modify-write, not a store: ordered with the closed-state compare-exchanges of
+        // the count in every model (loom 0.7 lets a compare-exchange read past a plain store).
+        self.failures
+            .swap(failures_word(core.generation, 0), Ordering::AcqRel);
+        if let Some(count) = &self.count {
+            count.reset(core.generation);
+        }
+        self.state.store(
+            (core.generation << STATE_BITS) | core.state.code(),
+            Ordering::Release,
+        );
+        self.stats.set_state(core.state.as_u8());
+    }
+
+    /// Publishes a transition of `core` (called with its lock held): the mirrors, the `openings`
+    /// counter and the event.
     fn moved(&self, core: &Core, moved: Option<CircuitState>, caller: &Caller<'_>) {
         let Some(to) = moved else { return };
-        self.stats.set_state(to.as_u8());
+        self.publish(core);
         match to {
             CircuitState::Open => {
-                self.open_until.store(core.open_until, Ordering::Release);
-                self.failures.store(0, Ordering::Release);
-                self.state.store(OPEN, Ordering::Release);
                 self.stats.add(Field::Openings);
                 tracing::warn!(
                     target: "reliability",
@@ -561,7 +540,6 @@ impl Inner {
                 );
             }
             CircuitState::HalfOpen => {
-                self.state.store(HALF_OPEN, Ordering::Release);
                 tracing::info!(
                     target: "reliability",
                     breaker = %self.name,
@@ -571,8 +549,6 @@ impl Inner {
                 );
             }
             CircuitState::Closed => {
-                self.failures.store(0, Ordering::Release);
-                self.state.store(CLOSED, Ordering::Release);
                 tracing::info!(
                     target: "reliability",
                     breaker = %self.name,
@@ -581,9 +557,97 @@ impl Inner {
                     "circuit breaker closed"
                 );
             }
+            // Only `CircuitBreaker::isolate` isolates, and reports it itself.
+            CircuitState::Isolated => {}
         }
         #[cfg(all(test, reliability_loom))]
         self.transitions.lock().unwrap().push(to);
+    }
+
+    /// Rate rule: records the outcome of a closed-state call of `generation`. `now`: the clock
+    /// when the outcome arrived, if read already.
+    fn record(&self, generation: u64, outcome: Outcome, now: Option<u64>, caller: &Caller<'_>) {
+        if let Some(count) = &self.count {
+            // Lock-free; the lock only to open.
+            let Recorded::Counted {
+                window: Some(counts),
+                ..
+            } = count.record(generation, outcome)
+            else {
+                return;
+            };
+            if trips(&self.config.rule, counts) {
+                let now = now.unwrap_or_else(|| self.clock.now());
+                let mut core = self.lock();
+                let moved = core.window_tripped(&self.config, generation, now);
+                self.moved(&core, moved, caller);
+            }
+            return;
+        }
+        let now = now.unwrap_or_else(|| self.clock.now());
+        let mut core = self.lock();
+        let moved = core.record(&self.config, generation, outcome, now);
+        self.moved(&core, moved, caller);
+    }
+
+    /// Consecutive rule: a success of `generation` clears the failure count, if it is that
+    /// period's and not zero already (one load when there is nothing to clear).
+    #[inline]
+    fn consecutive_success(&self, generation: u64) {
+        let clear = failures_word(generation, 0);
+        let mut word = self.failures.load(Ordering::Relaxed);
+        while word != clear && word >> 32 == clear >> 32 {
+            match self.failures.compare_exchange_weak(
+                word,
+                clear,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(now) => word = now,
+            }
+        }
+    }
+
+    /// Consecutive rule: a counted failure of `generation`; at the threshold, opens under the lock.
+    fn consecutive_failure(&self, generation: u64, caller: &Caller<'_>) {
+        let TripRule::Consecutive { failure_threshold } = self.config.rule else {
+            return;
+        };
+        let tag = failures_word(generation, 0);
+        let mut word = self.failures.load(Ordering::Acquire);
+        let count = loop {
+            if word >> 32 != tag >> 32 {
+                return; // the breaker moved on since the call was admitted
+            }
+            let count = (word as u32).saturating_add(1);
+            match self.failures.compare_exchange_weak(
+                word,
+                tag | u64::from(count),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break count,
+                Err(now) => word = now,
+            }
+        };
+        if count >= failure_threshold {
+            let now = self.clock.now();
+            let mut core = self.lock();
+            // Checked again under the lock: a success may have reset the count meanwhile.
+            let word = self.failures.load(Ordering::Acquire);
+            if word >> 32 == tag >> 32 && word as u32 >= failure_threshold {
+                let moved = core.failures_reached(&self.config, generation, now);
+                self.moved(&core, moved, caller);
+            }
+        }
+    }
+
+    /// Whether a call admitted at `started` and ending at `now` was slow.
+    fn slow(&self, started: u64, now: u64) -> bool {
+        self.config
+            .slow_call()
+            .is_some_and(|limit| now.saturating_sub(started) > nanos(limit))
     }
 }
 
@@ -603,11 +667,23 @@ impl std::fmt::Display for Caller<'_> {
     }
 }
 
+/// What a permit was admitted as, with the generation it was admitted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admitted {
+    /// Closed: an ordinary call.
+    Call(u64),
+    /// Half-open: a trial, holding a slot.
+    Trial(u64),
+    /// The outcome was recorded.
+    Ended,
+}
+
 /// Leave to run one call through a [`CircuitBreaker`].
 pub(crate) struct Permit<'a> {
     inner: &'a Inner,
-    /// `Some(generation)` for a half-open trial.
-    trial: Option<u64>,
+    admitted: Admitted,
+    /// The clock at admission, when slow calls are measured.
+    started: u64,
     caller: Caller<'a>,
 }
 
@@ -616,53 +692,70 @@ impl Permit<'_> {
     pub(crate) fn success(mut self) {
         let inner = self.inner;
         inner.stats.add(Field::Successes);
-        match self.trial.take() {
-            None => {
-                if inner.failures.load(Ordering::Relaxed) != 0 {
-                    inner.failures.store(0, Ordering::Relaxed);
-                }
-            }
-            Some(generation) => {
-                let mut core = inner.lock();
-                let moved = core.trial_succeeded(&inner.config, generation);
-                inner.moved(&core, moved, &self.caller);
-            }
+        let admitted = std::mem::replace(&mut self.admitted, Admitted::Ended);
+        if !inner.timed
+            && let Admitted::Call(generation) = admitted
+            && let TripRule::Consecutive { .. } = inner.config.rule
+        {
+            inner.consecutive_success(generation);
+            return;
         }
+        self.end(admitted, false);
     }
 
     pub(crate) fn failure(mut self) {
         let inner = self.inner;
         inner.stats.add(Field::Failures);
-        match self.trial.take() {
-            None => {
-                let threshold = inner.config.failure_threshold;
-                let failures = inner
-                    .failures
-                    .fetch_add(1, Ordering::AcqRel)
-                    .saturating_add(1);
-                if failures >= threshold {
-                    let now = inner.clock.now();
-                    let mut core = inner.lock();
-                    // Checked again under the lock: a success may have reset the count meanwhile.
-                    if inner.failures.load(Ordering::Acquire) >= threshold {
-                        let moved = core.failures_reached(&inner.config, now);
-                        inner.moved(&core, moved, &self.caller);
-                    }
-                }
+        let admitted = std::mem::replace(&mut self.admitted, Admitted::Ended);
+        self.end(admitted, true);
+    }
+
+    /// Records an outcome other than a consecutive-rule success.
+    fn end(&self, admitted: Admitted, failed: bool) {
+        let inner = self.inner;
+        let generation = match admitted {
+            Admitted::Call(generation) | Admitted::Trial(generation) => generation,
+            Admitted::Ended => return,
+        };
+        if let (Admitted::Call(_), TripRule::Consecutive { .. }) = (admitted, inner.config.rule) {
+            if failed {
+                inner.consecutive_failure(generation, &self.caller);
+            } else {
+                inner.consecutive_success(generation);
             }
-            Some(generation) => {
-                let now = inner.clock.now();
-                let mut core = inner.lock();
-                let moved = core.trial_failed(&inner.config, generation, now);
-                inner.moved(&core, moved, &self.caller);
-            }
+            return;
         }
+        // A closed call reads the clock only to time itself; the window asks for it if it needs it.
+        let trial = matches!(admitted, Admitted::Trial(_));
+        let now = (inner.timed || trial).then(|| inner.clock.now());
+        let slow = inner.timed && now.is_some_and(|now| inner.slow(self.started, now));
+        if slow {
+            inner.stats.add(Field::SlowCalls);
+        }
+        if !trial {
+            inner.record(generation, Outcome { failed, slow }, now, &self.caller);
+            return;
+        }
+        let now = now.unwrap_or_default();
+        let mut core = inner.lock();
+        let moved = if failed || slow {
+            core.trial_failed(&inner.config, generation, now)
+        } else {
+            core.trial_succeeded(&inner.config, generation)
+        };
+        inner.moved(&core, moved, &self.caller);
+    }
+
+    /// Whether this is a half-open trial.
+    #[cfg(all(test, reliability_loom))]
+    fn is_trial(&self) -> bool {
+        matches!(self.admitted, Admitted::Trial(_))
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        if let Some(generation) = self.trial {
+        if let Admitted::Trial(generation) = self.admitted {
             self.inner.lock().trial_abandoned(generation);
         }
     }

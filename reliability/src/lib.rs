@@ -71,7 +71,9 @@ pub mod __private;
 pub use backoff::{Backoff, Jitter, Schedule};
 pub use bulkhead::{Bulkhead, BulkheadBuilder, BulkheadConfig, BulkheadPermit};
 pub use cache::{Cache, CacheBuilder, CacheConfig, CacheHandle};
-pub use circuit_breaker::{BreakerConfig, CircuitBreaker, CircuitBreakerBuilder, CircuitState};
+pub use circuit_breaker::{
+    BreakerConfig, CircuitBreaker, CircuitBreakerBuilder, CircuitState, SlidingWindow, TripRule,
+};
 pub use error::{ConfigError, Error};
 pub use fallback::Fallback;
 pub use rate_limit::{RateLimitConfig, RateLimiter, RateLimiterBuilder};

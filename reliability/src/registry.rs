@@ -137,6 +137,9 @@ impl Registry {
                 waited: s.get(Field::Waited),
                 budget_exhausted: s.get(Field::BudgetExhausted),
                 deadline_exceeded: s.get(Field::DeadlineExceeded),
+                slow_calls: s.get(Field::SlowCalls),
+                isolations: s.get(Field::Isolations),
+                resets: s.get(Field::Resets),
                 fallbacks: s.targets(),
                 state: CircuitState::from_u8(s.state()),
             })

@@ -81,7 +81,7 @@ impl fmt::Display for Snapshot {
 /// |---|---|---|---|---|
 /// | retry | calls of the layer | final `Ok` | final `Err` (attempts exhausted, error not retryable, rejected by a breaker below, a wait asked for above `max_delay`, deadline or budget) | `retries`: attempts after the first that started; `rejections`: calls ended by an open breaker below; `deadline_exceeded`, `budget_exhausted`: calls that gave up early for that reason |
 /// | timeout | calls of the layer | `Ok` in time | `Err` in time | `timeouts`: deadlines that expired |
-/// | circuit_breaker | calls admitted or rejected | admitted calls that succeeded (or failed with an error `when` does not count) | counted failures | `rejections`, `openings`, `state` |
+/// | circuit_breaker | calls admitted or rejected | admitted calls that succeeded (or failed with an error `when` does not count) | counted failures | `rejections`, `openings`, `slow_calls`, `isolations`, `resets`, `state` |
 /// | fallback | calls of the layer | `Ok` from the layer below | every target failed | `fallbacks`: calls served by each target |
 /// | cached | `hits + misses + coalesced` | runs of the layer below that returned `Ok` (stored, or not stored because a fallback below served it) | runs of the layer below that failed | `hits`: answered from a stored entry; `misses`: ran the layer below; `coalesced`: received the value of a concurrent run of the same key |
 /// | rate_limit | calls that asked for permits | — | — | `waited`: calls that waited for permits (admitted or not); `rejections`: calls that got none in time (load rejections) |
@@ -126,6 +126,12 @@ pub struct PolicyStats {
     pub coalesced: u64,
     /// Circuit breaker: transitions to open.
     pub openings: u64,
+    /// Circuit breaker: calls slower than its `slow_call`.
+    pub slow_calls: u64,
+    /// Circuit breaker: `isolate()` calls that isolated it.
+    pub isolations: u64,
+    /// Circuit breaker: `reset()` calls.
+    pub resets: u64,
     /// Rate limit: calls that waited for permits; bulkhead: calls that queued for a slot.
     pub waited: u64,
     /// Retry: calls that gave up because the retry budget was spent.
@@ -169,6 +175,9 @@ impl fmt::Display for PolicyStats {
             ("misses", self.misses),
             ("coalesced", self.coalesced),
             ("openings", self.openings),
+            ("slow_calls", self.slow_calls),
+            ("isolations", self.isolations),
+            ("resets", self.resets),
             ("waited", self.waited),
             ("budget_exhausted", self.budget_exhausted),
             ("deadline_exceeded", self.deadline_exceeded),

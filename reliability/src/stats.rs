@@ -51,7 +51,7 @@ pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-const FIELDS: usize = 14;
+const FIELDS: usize = 17;
 
 /// One thread's counters, on cache lines of their own (128 bytes: the adjacent-line prefetcher of
 /// x86 pairs lines).
@@ -83,6 +83,12 @@ pub(crate) enum Field {
     BudgetExhausted,
     /// Retry: calls that gave up because the next attempt would start past the deadline.
     DeadlineExceeded,
+    /// Circuit breaker: calls slower than `slow_call`.
+    SlowCalls,
+    /// Circuit breaker: `isolate()` calls that isolated it.
+    Isolations,
+    /// Circuit breaker: `reset()` calls.
+    Resets,
 }
 
 impl Field {

@@ -104,6 +104,15 @@ fn the_happy_path_does_not_allocate() {
                 .build()
                 .unwrap(),
         );
+        let rate_calls = reliability::CircuitBreaker::builder("alloc.breaker.rate.calls")
+            .window_calls(100)
+            .slow_call(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let rate_time = reliability::CircuitBreaker::builder("alloc.breaker.rate.time")
+            .window_duration(Duration::from_secs(10))
+            .build()
+            .unwrap();
 
         let counts = [
             ("#[retry]", allocations(1000, with_retry).await),
@@ -122,6 +131,14 @@ fn the_happy_path_does_not_allocate() {
             (
                 "CircuitBreaker::call",
                 allocations(1000, |x| breaker.call(body(x))).await,
+            ),
+            (
+                "CircuitBreaker::call, count window",
+                allocations(1000, |x| rate_calls.call(body(x))).await,
+            ),
+            (
+                "CircuitBreaker::call, time window",
+                allocations(1000, |x| rate_time.call(body(x))).await,
             ),
             (
                 "Fallback::run",

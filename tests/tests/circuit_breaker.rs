@@ -4,12 +4,17 @@
 mod common;
 
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{AppError, Gate, Runs, ms, secs};
 use futures::future::join_all;
 use futures::poll;
-use reliability::{CircuitState, circuit_breaker, registry};
+use proptest::prelude::*;
+use reliability::{
+    CircuitBreaker, CircuitBreakerBuilder, CircuitState, SlidingWindow, TripRule, circuit_breaker,
+    registry,
+};
 use tokio::time::{Instant, advance};
 
 fn state(name: &str) -> CircuitState {
@@ -519,4 +524,633 @@ async fn two_trait_impls_of_one_method_have_their_own_breakers() {
     let stats = registry().snapshot();
     assert_eq!(stats.circuit_breaker(chat).unwrap().failures, 1);
     assert_eq!(stats.circuit_breaker(embed).unwrap().successes, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The runtime breaker: trip rules, late results, manual control (programmatic API).
+// ---------------------------------------------------------------------------------------------
+
+/// A call of the fake service: answers after `after` on the tokio clock, with `status` as error.
+async fn service(after: Duration, status: Option<u16>) -> Result<(), AppError> {
+    tokio::time::sleep(after).await;
+    match status {
+        Some(s) => Err(AppError::Status(s)),
+        None => Ok(()),
+    }
+}
+
+/// 256 calls in flight together: every tenth fails at once, the others succeed after 1 to 3 ms.
+async fn cold_start_burst(breaker: &CircuitBreaker) -> Vec<Result<(), AppError>> {
+    let start = Arc::new(tokio::sync::Barrier::new(256));
+    let calls: Vec<_> = (0..256u64)
+        .map(|i| {
+            let (breaker, start) = (breaker.clone(), start.clone());
+            tokio::spawn(async move {
+                let (after, status) = if i % 10 == 0 {
+                    (Duration::ZERO, Some(503))
+                } else {
+                    (ms(1 + i % 3), None)
+                };
+                // Admitted first, then all start together: 256 calls in flight at once.
+                let call = async {
+                    start.wait().await;
+                    service(after, status).await
+                };
+                breaker.call(call).await
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for call in calls {
+        out.push(call.await.unwrap());
+    }
+    out
+}
+
+/// The documented trap of the consecutive rule: under concurrent traffic the fast failures end
+/// first, so 26 instant errors among 256 calls open a breaker with `failure_threshold = 5` although
+/// 90% of the calls succeed. The rate rule with its defaults keeps the circuit closed. (On paused
+/// time, so that every failure ends before the first success, as it does on a real service.)
+#[tokio::test(start_paused = true)]
+async fn a_cold_start_burst_opens_a_consecutive_breaker_but_not_a_rate_breaker() {
+    let consecutive = CircuitBreaker::builder("cb.burst.consecutive")
+        .failure_threshold(5)
+        .build()
+        .unwrap();
+    let out = cold_start_burst(&consecutive).await;
+    assert_eq!(out.iter().filter(|r| r.is_ok()).count(), 256 - 26);
+    // The successes that ended after the opening belong to the closed period: ignored.
+    assert_eq!(consecutive.state(), CircuitState::Open, "the trap");
+    let next = consecutive.call(service(Duration::ZERO, None)).await;
+    assert!(
+        next.unwrap_err().is_circuit_open(),
+        "the traffic that follows is rejected"
+    );
+
+    let rate = CircuitBreaker::builder("cb.burst.rate.paused")
+        .failure_rate(0.5)
+        .build()
+        .unwrap();
+    cold_start_burst(&rate).await;
+    assert_eq!(rate.state(), CircuitState::Closed);
+}
+
+/// The same burst on a multi-thread runtime, in whatever order the calls end: a rate breaker with
+/// defaults never sees half of its window fail, so it stays closed and rejects nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cold_start_burst_on_many_threads_leaves_a_rate_breaker_closed() {
+    let rate = CircuitBreaker::builder("cb.burst.rate")
+        .failure_rate(0.5)
+        .build()
+        .unwrap();
+    let out = cold_start_burst(&rate).await;
+    assert_eq!(rate.state(), CircuitState::Closed);
+    assert_eq!(out.iter().filter(|r| r.is_ok()).count(), 256 - 26);
+    let stats = registry().snapshot();
+    let stats = stats.circuit_breaker("cb.burst.rate").unwrap();
+    assert_eq!(
+        (
+            stats.calls,
+            stats.failures,
+            stats.rejections,
+            stats.openings
+        ),
+        (256, 26, 0, 0)
+    );
+}
+
+/// At a sustained 60% failure rate, a rate breaker with defaults (window and minimum 100 calls)
+/// stays closed until the window holds 100 calls, and opens at the 100th.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sustained_failure_rate_opens_a_rate_breaker_within_the_window() {
+    let breaker = CircuitBreaker::builder("cb.rate.sustained")
+        .failure_rate(0.5)
+        .build()
+        .unwrap();
+    for batch in 0..10 {
+        assert_eq!(breaker.state(), CircuitState::Closed, "{batch} batches");
+        // Ten concurrent calls, six failing at once, four succeeding a little later.
+        let calls = (0..10u64).map(|i| {
+            let breaker = breaker.clone();
+            tokio::spawn(async move {
+                let status = (i < 6).then_some(500);
+                breaker.call(service(ms(i % 3), status)).await
+            })
+        });
+        for call in calls.collect::<Vec<_>>() {
+            let out = call.await.unwrap();
+            assert!(!matches!(out, Err(e) if e.is_circuit_open()));
+        }
+    }
+    assert_eq!(breaker.state(), CircuitState::Open, "60 failures of 100");
+    let rejected = breaker.call(service(Duration::ZERO, None)).await;
+    assert!(rejected.unwrap_err().is_circuit_open());
+}
+
+/// Calls that answer in 5 s against `slow_call = 2 s` open the breaker at the configured slow
+/// share although every call succeeds; below that share it stays closed.
+#[tokio::test(start_paused = true)]
+async fn slow_calls_open_a_rate_breaker_although_every_call_succeeds() {
+    let slow_breaker = |name: &str| {
+        CircuitBreaker::builder(name)
+            .window_calls(10)
+            .min_calls(10)
+            .slow_call(secs(2))
+            .slow_call_rate(0.5)
+            .build()
+            .unwrap()
+    };
+    // Ten concurrent calls, `slow` of which answer in 5 s and the others at once.
+    async fn round(breaker: &CircuitBreaker, slow: usize) {
+        let calls = (0..10).map(|i| {
+            let after = if i < slow { secs(5) } else { Duration::ZERO };
+            breaker.call(service(after, None))
+        });
+        for out in join_all(calls).await {
+            out.unwrap();
+        }
+    }
+    let below = slow_breaker("cb.slow.below");
+    let start = Instant::now();
+    round(&below, 4).await;
+    assert_eq!(start.elapsed(), secs(5));
+    assert_eq!(below.state(), CircuitState::Closed, "4 slow of 10");
+
+    let at = slow_breaker("cb.slow.at");
+    round(&at, 5).await;
+    assert_eq!(at.state(), CircuitState::Open, "5 slow of 10");
+    let stats = registry().snapshot();
+    let stats = stats.circuit_breaker("cb.slow.at").unwrap();
+    assert_eq!(
+        (
+            stats.successes,
+            stats.failures,
+            stats.slow_calls,
+            stats.openings
+        ),
+        (10, 0, 5, 1)
+    );
+
+    // Exactly at the limit is not slow: only longer is.
+    let limit = slow_breaker("cb.slow.limit");
+    let calls = (0..10).map(|_| limit.call(service(secs(2), None)));
+    join_all(calls).await;
+    assert_eq!(limit.state(), CircuitState::Closed);
+}
+
+/// In half-open a slow trial is a failed trial: it re-opens the circuit for a full cooldown.
+#[tokio::test(start_paused = true)]
+async fn a_slow_trial_reopens_the_circuit() {
+    let breaker = CircuitBreaker::builder("cb.slow.trial")
+        .window_calls(2)
+        .slow_call(secs(2))
+        .success_threshold(1)
+        .cooldown(secs(10))
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        breaker.call(service(secs(3), None)).await.unwrap();
+    }
+    assert_eq!(breaker.state(), CircuitState::Open);
+    advance(secs(10)).await;
+    breaker.call(service(secs(3), None)).await.unwrap();
+    assert_eq!(breaker.state(), CircuitState::Open, "the slow trial failed");
+    let err = breaker
+        .call(service(Duration::ZERO, None))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.retry_after(),
+        Some(secs(10)),
+        "a full cooldown from its end"
+    );
+    advance(secs(10)).await;
+    breaker.call(service(secs(1), None)).await.unwrap();
+    assert_eq!(breaker.state(), CircuitState::Closed);
+}
+
+/// The known bug this guards against: a slow call admitted before an opening, whose failure
+/// arrives after the recovery, must not count toward the new closed period. Both rules.
+#[tokio::test(start_paused = true)]
+async fn a_slow_call_admitted_before_an_opening_does_not_count_after_the_recovery() {
+    let consecutive = CircuitBreaker::builder("cb.late.consecutive")
+        .failure_threshold(2)
+        .success_threshold(1)
+        .cooldown(secs(10))
+        .build()
+        .unwrap();
+    let rate = CircuitBreaker::builder("cb.late.rate")
+        .window_calls(2)
+        .success_threshold(1)
+        .cooldown(secs(10))
+        .build()
+        .unwrap();
+    for breaker in [consecutive, rate] {
+        // Admitted while closed; fails after 30 s.
+        let mut late = pin!(breaker.call(service(secs(30), Some(503))));
+        assert!(poll!(late.as_mut()).is_pending());
+        for _ in 0..2 {
+            breaker
+                .call(service(Duration::ZERO, Some(503)))
+                .await
+                .unwrap_err();
+        }
+        assert_eq!(breaker.state(), CircuitState::Open, "{}", breaker.name());
+        advance(secs(10)).await;
+        breaker.call(service(Duration::ZERO, None)).await.unwrap();
+        assert_eq!(breaker.state(), CircuitState::Closed);
+        // One failure in the new period: one short of opening under either rule (the rate
+        // breaker's window holds it and needs two calls).
+        breaker
+            .call(service(Duration::ZERO, Some(503)))
+            .await
+            .unwrap_err();
+        assert_eq!(breaker.state(), CircuitState::Closed);
+        late.await.unwrap_err();
+        assert_eq!(
+            breaker.state(),
+            CircuitState::Closed,
+            "{}: the late failure was ignored",
+            breaker.name()
+        );
+        // The new period still counts its own failures.
+        breaker
+            .call(service(Duration::ZERO, Some(503)))
+            .await
+            .unwrap_err();
+        assert_eq!(breaker.state(), CircuitState::Open, "{}", breaker.name());
+    }
+}
+
+/// `isolate()` rejects every call, whatever the cooldown, until `reset()`, also when called from
+/// another thread through the registry; the snapshot shows the state and counts both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolate_rejects_every_call_until_reset_from_another_thread() {
+    let breaker = CircuitBreaker::builder("cb.isolate")
+        .failure_threshold(1)
+        .cooldown(ms(1))
+        .build()
+        .unwrap();
+    let runs = Arc::new(Runs::new());
+    let call = |status: Option<u16>| {
+        let (breaker, runs) = (breaker.clone(), runs.clone());
+        async move {
+            breaker
+                .call(async move {
+                    runs.bump();
+                    status.map_or(Ok(()), |s| Err(AppError::Status(s)))
+                })
+                .await
+        }
+    };
+    call(None).await.unwrap();
+    // A call admitted before the isolation, failing after it: ignored.
+    let gate = Arc::new(Gate::new());
+    let in_flight = {
+        let (breaker, gate) = (breaker.clone(), gate.clone());
+        tokio::spawn(async move {
+            breaker
+                .call(async move {
+                    gate.pass().await;
+                    Err::<(), _>(AppError::Status(503))
+                })
+                .await
+        })
+    };
+    while gate.waiting() == 0 {
+        tokio::task::yield_now().await;
+    }
+    std::thread::spawn(|| registry().circuit_breaker("cb.isolate").unwrap().isolate())
+        .join()
+        .unwrap();
+    assert_eq!(breaker.state(), CircuitState::Isolated);
+    gate.open(1);
+    in_flight.await.unwrap().unwrap_err();
+    assert_eq!(breaker.state(), CircuitState::Isolated);
+    let ran = runs.get();
+    for _ in 0..3 {
+        let err = call(None).await.unwrap_err();
+        assert!(err.is_circuit_open());
+        tokio::time::sleep(ms(2)).await; // longer than the cooldown: no trial call
+    }
+    assert_eq!(runs.get(), ran, "no body ran while isolated");
+    let stats = registry().snapshot();
+    let stats = stats.circuit_breaker("cb.isolate").unwrap();
+    assert_eq!(stats.state, Some(CircuitState::Isolated));
+    assert_eq!(
+        (
+            stats.isolations,
+            stats.resets,
+            stats.rejections,
+            stats.openings
+        ),
+        (1, 0, 3, 0)
+    );
+
+    std::thread::spawn(|| registry().circuit_breaker("cb.isolate").unwrap().reset())
+        .join()
+        .unwrap();
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    call(None).await.unwrap();
+    assert_eq!(runs.get(), ran + 1);
+    let stats = registry().snapshot();
+    let stats = stats.circuit_breaker("cb.isolate").unwrap();
+    assert_eq!(stats.state, Some(CircuitState::Closed));
+    assert_eq!((stats.isolations, stats.resets), (1, 1));
+}
+
+/// `reset()` closes an open breaker at once and clears its counts: the failures before it do
+/// not add up with the ones after.
+#[tokio::test(start_paused = true)]
+async fn reset_closes_and_clears_the_counts() {
+    let breaker = CircuitBreaker::builder("cb.reset")
+        .window_calls(4)
+        .build()
+        .unwrap();
+    for _ in 0..4 {
+        breaker
+            .call(service(Duration::ZERO, Some(500)))
+            .await
+            .unwrap_err();
+    }
+    assert_eq!(breaker.state(), CircuitState::Open);
+    breaker.reset();
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    for _ in 0..3 {
+        breaker
+            .call(service(Duration::ZERO, Some(500)))
+            .await
+            .unwrap_err();
+    }
+    assert_eq!(breaker.state(), CircuitState::Closed, "3 calls of min 4");
+    breaker.call(service(Duration::ZERO, None)).await.unwrap();
+    assert_eq!(breaker.state(), CircuitState::Open, "3 failures of 4");
+}
+
+/// A time window forgets a call between 0.9 and 1 window after it ended.
+#[tokio::test(start_paused = true)]
+async fn a_time_window_forgets_old_failures() {
+    let breaker = CircuitBreaker::builder("cb.time")
+        .window_duration(secs(10))
+        .min_calls(4)
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        breaker
+            .call(service(Duration::ZERO, Some(500)))
+            .await
+            .unwrap_err();
+    }
+    advance(secs(10)).await;
+    breaker
+        .call(service(Duration::ZERO, Some(500)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        breaker.state(),
+        CircuitState::Closed,
+        "the first three left"
+    );
+    for _ in 0..3 {
+        breaker.call(service(Duration::ZERO, None)).await.unwrap();
+    }
+    assert_eq!(breaker.state(), CircuitState::Closed, "1 failure of 4");
+    // 9 s later the last four are still in the window.
+    advance(secs(9)).await;
+    breaker
+        .call(service(Duration::ZERO, Some(500)))
+        .await
+        .unwrap_err();
+    assert_eq!(breaker.state(), CircuitState::Closed, "2 failures of 5");
+    breaker
+        .call(service(Duration::ZERO, Some(500)))
+        .await
+        .unwrap_err();
+    assert_eq!(breaker.state(), CircuitState::Open, "3 failures of 6");
+}
+
+#[test]
+fn rate_settings_are_validated() {
+    let err = |b: CircuitBreakerBuilder| b.build().unwrap_err();
+    let b = || CircuitBreaker::builder("cb.invalid");
+    let mixed = err(b().failure_threshold(3).failure_rate(0.5));
+    assert_eq!(mixed.setting(), "failure_threshold");
+    assert!(
+        mixed.to_string().contains("pick the consecutive rule"),
+        "{mixed}"
+    );
+    assert_eq!(err(b().failure_rate(0.0)).setting(), "failure_rate");
+    assert_eq!(err(b().failure_rate(1.5)).setting(), "failure_rate");
+    assert_eq!(err(b().failure_rate(f64::NAN)).setting(), "failure_rate");
+    assert_eq!(err(b().slow_call_rate(-0.1)).setting(), "slow_call_rate");
+    assert_eq!(err(b().window_calls(0)).setting(), "window_calls");
+    assert_eq!(err(b().window_calls(2_000_000)).setting(), "window_calls");
+    assert_eq!(
+        err(b().window_calls(10).window_duration(secs(1))).setting(),
+        "window_duration"
+    );
+    assert_eq!(
+        err(b().window_duration(Duration::from_nanos(9))).setting(),
+        "window_duration"
+    );
+    let above = err(b().window_calls(10).min_calls(11));
+    assert_eq!(above.setting(), "min_calls");
+    assert!(above.to_string().contains("10 calls"), "{above}");
+    assert_eq!(err(b().min_calls(0)).setting(), "min_calls");
+    assert_eq!(err(b().slow_call(Duration::ZERO)).setting(), "slow_call");
+    assert!(registry().circuit_breaker("cb.invalid").is_none());
+
+    // Defaults of the rate rule.
+    let breaker = CircuitBreaker::builder("cb.defaults")
+        .window_calls(20)
+        .build()
+        .unwrap();
+    let config = breaker.config();
+    assert_eq!(config.failure_threshold(), None);
+    match config.rule() {
+        TripRule::Rate {
+            failure_rate,
+            window,
+            min_calls,
+            slow_call,
+            slow_call_rate,
+            ..
+        } => {
+            assert_eq!(failure_rate, 0.5);
+            assert_eq!(window, SlidingWindow::Calls(20));
+            assert_eq!(min_calls, 20, "the smaller of 100 and the window");
+            assert_eq!(slow_call, None);
+            assert_eq!(slow_call_rate, 0.5);
+        }
+        other => panic!("expected the rate rule, got {other:?}"),
+    }
+    let default = CircuitBreaker::builder("cb.defaults.time")
+        .window_duration(secs(30))
+        .slow_call(secs(1))
+        .failure_rate(0.2)
+        .build()
+        .unwrap();
+    assert!(matches!(
+        default.config().rule(),
+        TripRule::Rate {
+            min_calls: 100,
+            slow_call_rate: 0.2,
+            ..
+        }
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Properties: for any sequence of outcomes, the breaker opens exactly when a plain reference model
+// of the rule says so.
+// ---------------------------------------------------------------------------------------------
+
+/// One call of a generated sequence: how long it takes, whether it fails.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    took_ms: u64,
+    failed: bool,
+}
+
+/// The rate rule, written plainly: the calls that ended in the window, oldest first, as
+/// `(end in ms, failed, slow)`.
+struct Reference {
+    window: SlidingWindow,
+    failure_rate: f64,
+    slow_call_rate: f64,
+    min_calls: usize,
+    slow_ms: u64,
+    calls: Vec<(u64, bool, bool)>,
+}
+
+impl Reference {
+    /// Records a call that ended at `end` and says whether the circuit opens.
+    fn record(&mut self, end: u64, step: Step) -> bool {
+        self.calls
+            .push((end, step.failed, step.took_ms > self.slow_ms));
+        match self.window {
+            SlidingWindow::Calls(n) => {
+                let n = n as usize;
+                if self.calls.len() > n {
+                    self.calls.drain(..self.calls.len() - n);
+                }
+            }
+            SlidingWindow::Duration(d) => {
+                // Ten buckets of d/10: a call is in the window while its bucket is one of the
+                // last ten, the current one included.
+                let width = d.as_millis() as u64 / 10;
+                self.calls.retain(|(e, _, _)| end / width - e / width < 10);
+            }
+            _ => unreachable!(),
+        }
+        let n = self.calls.len();
+        let failures = self.calls.iter().filter(|c| c.1).count();
+        let slow = self.calls.iter().filter(|c| c.2).count();
+        n >= self.min_calls
+            && (failures as f64 >= self.failure_rate * n as f64
+                || slow as f64 >= self.slow_call_rate * n as f64)
+    }
+}
+
+static PROP_CASE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Runs `steps` one after the other through a fresh breaker on paused time; returns the index of
+/// the call after which it opened, and the reference's.
+fn first_opening(
+    window: SlidingWindow,
+    failure_rate: f64,
+    slow_call_rate: f64,
+    min_calls: u32,
+    steps: &[Step],
+) -> (Option<usize>, Option<usize>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let case = PROP_CASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let builder = CircuitBreaker::builder(format!("cb.prop.{case}"))
+            .failure_rate(failure_rate)
+            .slow_call_rate(slow_call_rate)
+            .min_calls(min_calls)
+            .slow_call(ms(20));
+        let builder = match window {
+            SlidingWindow::Calls(n) => builder.window_calls(n),
+            SlidingWindow::Duration(d) => builder.window_duration(d),
+            _ => unreachable!(),
+        };
+        let breaker = builder.build().unwrap();
+        let mut reference = Reference {
+            window,
+            failure_rate,
+            slow_call_rate,
+            min_calls: min_calls as usize,
+            slow_ms: 20,
+            calls: Vec::new(),
+        };
+        let start = Instant::now();
+        let (mut actual, mut expected) = (None, None);
+        for (i, step) in steps.iter().enumerate() {
+            let status = step.failed.then_some(500);
+            let _ = breaker.call(service(ms(step.took_ms), status)).await;
+            let end = start.elapsed().as_millis() as u64;
+            if expected.is_none() && reference.record(end, *step) {
+                expected = Some(i);
+            }
+            if actual.is_none() && breaker.state() == CircuitState::Open {
+                actual = Some(i);
+            }
+            if actual.is_some() || expected.is_some() {
+                break;
+            }
+        }
+        (actual, expected)
+    })
+}
+
+fn steps() -> impl Strategy<Value = Vec<Step>> {
+    prop::collection::vec(
+        (
+            prop_oneof![0..15u64, 15..40u64, Just(20u64), Just(21u64)],
+            any::<bool>(),
+        )
+            .prop_map(|(took_ms, failed)| Step { took_ms, failed }),
+        0..60,
+    )
+}
+
+fn rates() -> impl Strategy<Value = (f64, f64)> {
+    let rate = prop_oneof![Just(0.5), Just(1.0), Just(0.25), Just(0.1), 0.05..=1.0f64];
+    (rate.clone(), rate)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn a_count_window_opens_exactly_when_the_rule_says(
+        size in 1..12u32,
+        min in 1..12u32,
+        (failure_rate, slow_call_rate) in rates(),
+        steps in steps(),
+    ) {
+        let min_calls = min.min(size);
+        let (actual, expected) =
+            first_opening(SlidingWindow::Calls(size), failure_rate, slow_call_rate, min_calls, &steps);
+        prop_assert_eq!(actual, expected);
+    }
+
+    #[test]
+    fn a_time_window_opens_exactly_when_the_rule_says(
+        tenths_ms in 1..30u64,
+        min_calls in 1..12u32,
+        (failure_rate, slow_call_rate) in rates(),
+        steps in steps(),
+    ) {
+        let window = SlidingWindow::Duration(ms(tenths_ms * 10));
+        let (actual, expected) =
+            first_opening(window, failure_rate, slow_call_rate, min_calls, &steps);
+        prop_assert_eq!(actual, expected);
+    }
 }

@@ -269,7 +269,7 @@ async fn two_functions_naming_one_breaker_with_other_settings_are_warned_about()
         .unwrap();
     assert_eq!(
         breaker.config().failure_threshold(),
-        3,
+        Some(3),
         "the first one's settings"
     );
 }
@@ -346,4 +346,33 @@ async fn load_rejections_and_early_give_ups_are_events() {
         messages(&events),
         ["giving up: the next attempt would start past the deadline"]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn isolating_and_resetting_a_breaker_are_events() {
+    let (recorder, _guard) = Recorder::install();
+    let breaker = reliability::CircuitBreaker::builder("observability.manual")
+        .build()
+        .unwrap();
+    breaker.isolate();
+    breaker.isolate(); // already isolated: nothing happens
+    breaker
+        .call(async { Ok::<_, AppError>(()) })
+        .await
+        .unwrap_err();
+    breaker.reset();
+    let events = recorder.take("observability.manual");
+    assert_eq!(
+        messages(&events),
+        [
+            "circuit breaker isolated: rejecting every call until reset",
+            "circuit breaker rejected a call",
+            "circuit breaker reset: closed, counts cleared",
+        ],
+        "{events:#?}"
+    );
+    assert_eq!(events[0].level, tracing::Level::WARN);
+    assert_eq!(events[0].field("from"), Some("Closed"));
+    assert_eq!(events[2].level, tracing::Level::INFO);
+    assert_eq!(events[2].field("from"), Some("Isolated"));
 }

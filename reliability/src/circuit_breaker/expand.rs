@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::__private::{Convert, NameFn, StackCtx};
-use crate::circuit_breaker::{BreakerConfig, Caller, CircuitBreaker, Permit};
+use crate::circuit_breaker::{BreakerConfig, Caller, CircuitBreaker, Permit, SlidingWindow};
 use crate::slot::Slot;
 
 /// A `static` holding one circuit breaker layer.
@@ -20,18 +20,44 @@ pub struct BreakerSlot {
     slot: Slot<CircuitBreaker>,
 }
 
+/// The consecutive rule's settings, checked by the macro.
+pub const fn consecutive_breaker(
+    failure_threshold: u32,
+    success_threshold: u32,
+    cooldown: Duration,
+) -> BreakerConfig {
+    BreakerConfig::consecutive(failure_threshold, success_threshold, cooldown)
+}
+
+/// The rate rule's settings, checked by the macro; `None` takes the default (`min_calls`: the
+/// smaller of 100 and a count window's size; `slow_call_rate`: `failure_rate`).
+pub const fn rate_breaker(
+    failure_rate: f64,
+    window: SlidingWindow,
+    min_calls: Option<u32>,
+    slow_call: Option<Duration>,
+    slow_call_rate: Option<f64>,
+    success_threshold: u32,
+    cooldown: Duration,
+) -> BreakerConfig {
+    BreakerConfig::rate(
+        failure_rate,
+        window,
+        min_calls,
+        slow_call,
+        slow_call_rate,
+        success_threshold,
+        cooldown,
+    )
+}
+
 impl BreakerSlot {
     /// A slot for a breaker shared under `name`, or of its own (under the default name, one per
     /// instantiation of the function) for `None`; settings checked by the macro.
-    pub const fn new(
-        name: Option<&'static str>,
-        failure_threshold: u32,
-        success_threshold: u32,
-        cooldown: Duration,
-    ) -> Self {
+    pub const fn new(name: Option<&'static str>, config: BreakerConfig) -> Self {
         BreakerSlot {
             name,
-            config: BreakerConfig::checked(failure_threshold, success_threshold, cooldown),
+            config,
             slot: Slot::new(),
         }
     }

@@ -35,7 +35,14 @@ fn explore(f: impl Fn() + Sync + Send + 'static) {
 }
 
 fn breaker(failure_threshold: u32, success_threshold: u32) -> CircuitBreaker {
-    let config = BreakerConfig::checked(failure_threshold, success_threshold, COOLDOWN);
+    with_config(BreakerConfig::consecutive(
+        failure_threshold,
+        success_threshold,
+        COOLDOWN,
+    ))
+}
+
+fn with_config(config: BreakerConfig) -> CircuitBreaker {
     let stats = Arc::new(Stats::new(PolicyKind::CircuitBreaker, "loom".into()));
     CircuitBreaker {
         inner: Arc::new(Inner::new("loom", config, stats)),
@@ -45,7 +52,7 @@ fn breaker(failure_threshold: u32, success_threshold: u32) -> CircuitBreaker {
 /// Opens `breaker` with failures from this thread and lets the cooldown pass: the next call
 /// finds it half-open.
 fn to_half_open(breaker: &CircuitBreaker) {
-    for _ in 0..breaker.config().failure_threshold() {
+    for _ in 0..breaker.config().failure_threshold().unwrap() {
         breaker.acquire(1).ok().unwrap().failure();
     }
     assert_eq!(breaker.state(), CircuitState::Open);
@@ -58,7 +65,7 @@ fn call(breaker: &CircuitBreaker, running: &AtomicUsize, end: End) -> Seen {
     let Ok(permit) = breaker.acquire(1) else {
         return Seen::Rejected;
     };
-    let trial = permit.trial.is_some();
+    let trial = permit.is_trial();
     if trial {
         let now = running.fetch_add(1, Ordering::SeqCst) + 1;
         let limit = breaker.config().success_threshold() as usize;
@@ -139,15 +146,22 @@ fn check(breaker: &CircuitBreaker, before: [u64; 5], seen: &[Seen]) {
     let mut state = CircuitState::Closed;
     for &to in &log {
         use CircuitState::*;
+        // Isolating and resetting are manual, from any state.
         assert!(
             matches!(
                 (state, to),
                 (Closed, Open) | (Open, HalfOpen) | (HalfOpen, Open) | (HalfOpen, Closed)
-            ),
+            ) || to == Isolated && state != Isolated
+                || to == Closed,
             "{state:?} -> {to:?} in {log:?}"
         );
         state = to;
     }
+    assert_eq!(
+        core.generation,
+        log.len() as u64,
+        "one period per transition"
+    );
     assert_eq!(state, core.state, "{log:?}");
     let opened = log.iter().filter(|s| **s == CircuitState::Open).count() as u64;
     assert_eq!(openings, opened);
@@ -156,7 +170,7 @@ fn check(breaker: &CircuitBreaker, before: [u64; 5], seen: &[Seen]) {
         let permits: Vec<_> = (0..inner.config.success_threshold)
             .map(|_| breaker.acquire(1).ok().unwrap())
             .collect();
-        assert!(permits.iter().all(|p| p.trial.is_some()));
+        assert!(permits.iter().all(|p| p.is_trial()));
         assert!(breaker.acquire(1).is_err());
     }
 }
@@ -208,5 +222,265 @@ fn loom_a_trial_of_an_earlier_period_frees_no_slot_of_a_later_one() {
         let mut seen = vec![failing.join().unwrap(), late.join().unwrap()];
         seen.push(call(&breaker, &running, End::Succeed));
         check(&breaker, before, &seen);
+    });
+}
+
+/// A rate breaker whose window holds the last `size` calls and never opens (the rates are above
+/// any share a few calls can reach only when `opens` is false).
+fn rate_breaker(size: u32, min_calls: u32, failure_rate: f64) -> CircuitBreaker {
+    with_config(BreakerConfig::rate(
+        failure_rate,
+        SlidingWindow::Calls(size),
+        Some(min_calls),
+        None,
+        None,
+        1,
+        COOLDOWN,
+    ))
+}
+
+fn window_counts(breaker: &CircuitBreaker) -> window::Counts {
+    if let Some(count) = &breaker.inner.count {
+        return count.counts();
+    }
+    let now = breaker.inner.clock.now();
+    breaker.inner.lock().window.as_ref().unwrap().counts(now)
+}
+
+/// Concurrent outcomes, cancellations and panics (a panicking call drops its permit unrecorded,
+/// as a cancelled one does): the window holds exactly the recorded outcomes, once each.
+#[test]
+fn loom_rate_window_counts_are_exact() {
+    explore(|| {
+        let breaker = rate_breaker(4, 4, 1.0);
+        let before = snapshot(&breaker);
+        let running = Arc::new(AtomicUsize::new(0));
+        let ends = [End::Succeed, End::Fail, End::Drop];
+        let threads: Vec<_> = ends
+            .iter()
+            .map(|&end| {
+                let (breaker, running) = (breaker.clone(), running.clone());
+                thread::spawn(move || call(&breaker, &running, end))
+            })
+            .collect();
+        let mut seen: Vec<Seen> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        seen.push(call(&breaker, &running, End::Fail));
+        let counts = window_counts(&breaker);
+        assert_eq!((counts.calls, counts.failures), (3, 2), "{seen:?}");
+        assert_eq!(breaker.state(), CircuitState::Closed);
+        check(&breaker, before, &seen);
+    });
+}
+
+/// Concurrent failures reaching the rate open the circuit exactly once, and leave an empty window.
+#[test]
+fn loom_rate_opens_once_and_clears_the_window() {
+    explore(|| {
+        let breaker = rate_breaker(3, 2, 0.5);
+        let before = snapshot(&breaker);
+        let running = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = [End::Fail, End::Fail, End::Succeed]
+            .iter()
+            .map(|&end| {
+                let (breaker, running) = (breaker.clone(), running.clone());
+                thread::spawn(move || call(&breaker, &running, end))
+            })
+            .collect();
+        let seen: Vec<Seen> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(breaker.state(), CircuitState::Open, "{seen:?}");
+        assert_eq!(snapshot(&breaker)[4] - before[4], 1, "opened once");
+        assert_eq!(window_counts(&breaker), window::Counts::default());
+        check(&breaker, before, &seen);
+    });
+}
+
+/// A closed-state call whose result arrives after the breaker was isolated and reset counts in
+/// neither period: only calls admitted in the final period are in the window or the failure count.
+#[test]
+fn loom_a_result_of_an_earlier_closed_period_is_ignored() {
+    fn model(breaker: fn() -> CircuitBreaker) {
+        explore(move || {
+            let breaker = breaker();
+            let late = {
+                let breaker = breaker.clone();
+                thread::spawn(move || {
+                    // Rejected while isolated: nothing to count.
+                    let permit = breaker.acquire(1).ok()?;
+                    let Admitted::Call(generation) = permit.admitted else {
+                        unreachable!("admitted while closed")
+                    };
+                    permit.failure();
+                    Some(generation)
+                })
+            };
+            let operator = {
+                let breaker = breaker.clone();
+                thread::spawn(move || {
+                    breaker.isolate();
+                    breaker.reset();
+                })
+            };
+            operator.join().unwrap();
+            let admitted_in = late.join().unwrap();
+            let current = admitted_in == Some(breaker.inner.lock().generation);
+            let counted = match breaker.config().rule() {
+                TripRule::Consecutive { .. } => {
+                    let word = breaker.inner.failures.load(Ordering::SeqCst);
+                    u64::from(word as u32)
+                }
+                _ => window_counts(&breaker).failures,
+            };
+            assert_eq!(counted, u64::from(current), "admitted in {admitted_in:?}");
+            assert_eq!(breaker.state(), CircuitState::Closed);
+        });
+    }
+    model(|| breaker(5, 1));
+    model(|| rate_breaker(4, 4, 1.0));
+}
+
+/// A time window under a clock that moves while outcomes are recorded: every outcome is counted
+/// once while it is in the window, and none is lost when a bucket is reused ten epochs later.
+#[test]
+fn loom_time_window_rotation_loses_and_double_counts_nothing() {
+    explore(|| {
+        let width = Duration::from_secs(1);
+        let breaker = with_config(BreakerConfig::rate(
+            1.0,
+            SlidingWindow::Duration(width * 10),
+            Some(100),
+            None,
+            None,
+            1,
+            COOLDOWN,
+        ));
+        let running = Arc::new(AtomicUsize::new(0));
+        // One call ends at epoch 0, one after the clock moved ten epochs on: the same bucket.
+        let early = {
+            let (breaker, running) = (breaker.clone(), running.clone());
+            thread::spawn(move || call(&breaker, &running, End::Fail))
+        };
+        let late = {
+            let (breaker, running) = (breaker.clone(), running.clone());
+            thread::spawn(move || {
+                breaker.inner.clock.advance(width * 10);
+                call(&breaker, &running, End::Succeed)
+            })
+        };
+        early.join().unwrap();
+        late.join().unwrap();
+        let counts = window_counts(&breaker);
+        // The late call is always in the window; the early one only if it was recorded after the
+        // clock moved (then it counts at the later time), never twice.
+        assert!(counts.calls == 1 || counts.calls == 2, "{counts:?}");
+        assert_eq!(counts.calls - 1, counts.failures, "{counts:?}");
+        breaker.inner.clock.advance(width * 10);
+        assert_eq!(window_counts(&breaker), window::Counts::default());
+    });
+}
+
+/// The lock-free count window alone, with more outcomes at once than it holds (so that calls
+/// overtake each other in its ring): every call is counted once, in the order of `head`; every
+/// window a call reports is exactly the last N calls in that order; at rest the counts are exact;
+/// and a call of an earlier period is never counted.
+#[test]
+fn loom_the_count_window_is_exact_when_calls_overtake_each_other() {
+    use count_window::{CountWindow, Recorded};
+    const SIZE: u32 = 1;
+    explore(|| {
+        let window = Arc::new(CountWindow::new(SIZE, 0));
+        let outcomes = [(true, false), (false, true), (true, true)];
+        let threads: Vec<_> = outcomes
+            .iter()
+            .map(|&(failed, slow)| {
+                let window = window.clone();
+                thread::spawn(move || window.record(0, window::Outcome { failed, slow }))
+            })
+            .collect();
+        let recorded: Vec<Recorded> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        // The order of `head`: call `seq` of the period.
+        let mut by_seq = [None; 3];
+        for (i, r) in recorded.iter().enumerate() {
+            let Recorded::Counted { seq, .. } = *r else {
+                panic!("{r:?}: every call is of the current period")
+            };
+            assert!(
+                by_seq[seq as usize].replace(outcomes[i]).is_none(),
+                "{recorded:?}"
+            );
+        }
+        let expect = |last: usize| {
+            let from = (last + 1).saturating_sub(SIZE as usize);
+            let calls = &by_seq[from..=last];
+            window::Counts {
+                calls: calls.len() as u64,
+                failures: calls.iter().filter(|c| c.unwrap().0).count() as u64,
+                slow: calls.iter().filter(|c| c.unwrap().1).count() as u64,
+            }
+        };
+        for r in &recorded {
+            if let Recorded::Counted {
+                seq,
+                window: Some(counts),
+            } = *r
+            {
+                assert_eq!(counts, expect(seq as usize), "{recorded:?}");
+            }
+        }
+        assert_eq!(window.counts(), expect(2));
+        window.reset(1);
+        assert_eq!(
+            window.record(
+                0,
+                window::Outcome {
+                    failed: true,
+                    slow: false
+                }
+            ),
+            Recorded::Stale
+        );
+        assert_eq!(window.counts(), window::Counts::default());
+    });
+}
+
+/// A reset racing with calls: each call is counted in the period it was admitted to, or not at all.
+#[test]
+fn loom_a_count_window_reset_races_with_calls() {
+    use count_window::{CountWindow, Recorded};
+    explore(|| {
+        let window = Arc::new(CountWindow::new(2, 0));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let window = window.clone();
+                thread::spawn(move || {
+                    window.record(
+                        0,
+                        window::Outcome {
+                            failed: true,
+                            slow: false,
+                        },
+                    )
+                })
+            })
+            .collect();
+        window.reset(1);
+        let late = window.record(
+            1,
+            window::Outcome {
+                failed: false,
+                slow: true,
+            },
+        );
+        let recorded: Vec<Recorded> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert!(matches!(late, Recorded::Counted { seq: 0, .. }), "{late:?}");
+        // Whatever the earlier period's calls did, the new period holds only its own call.
+        assert_eq!(
+            window.counts(),
+            window::Counts {
+                calls: 1,
+                failures: 0,
+                slow: 1
+            },
+            "{recorded:?}"
+        );
     });
 }
