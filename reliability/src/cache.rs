@@ -17,6 +17,8 @@ use crate::stats::{Field, PolicyKind, Stats, lock};
 pub(crate) mod expand;
 mod front;
 mod handle;
+#[cfg(feature = "redis")]
+pub(crate) mod shared;
 
 pub use handle::CacheHandle;
 

@@ -19,6 +19,8 @@ mod config;
 mod core;
 mod count_window;
 pub(crate) mod expand;
+#[cfg(feature = "redis")]
+pub(crate) mod shared;
 mod window;
 
 pub use config::{BreakerConfig, CircuitBreakerBuilder, SlidingWindow, TripRule};
@@ -182,6 +184,9 @@ struct Inner {
     clock: Clock,
     core: Mutex<Core>,
     stats: Arc<Stats>,
+    /// Feature `redis`: the link to the store of a shared breaker, told of every local transition.
+    #[cfg(feature = "redis")]
+    shared: std::sync::OnceLock<Arc<shared::Link>>,
     /// Every transition, in order, for the model to check.
     #[cfg(all(test, reliability_loom))]
     transitions: std::sync::Mutex<Vec<CircuitState>>,
@@ -303,6 +308,8 @@ impl CircuitBreaker {
             return;
         }
         inner.publish(&core);
+        #[cfg(feature = "redis")]
+        inner.tell_store(shared::Event::Isolated);
         inner.stats.add(Field::Isolations);
         tracing::warn!(
             target: "reliability",
@@ -327,6 +334,8 @@ impl CircuitBreaker {
         let from = core.state;
         core.reset();
         inner.publish(&core);
+        #[cfg(feature = "redis")]
+        inner.tell_store(shared::Event::Reset);
         inner.stats.add(Field::Resets);
         tracing::info!(
             target: "reliability",
@@ -459,6 +468,8 @@ impl Inner {
             clock: Clock::new(),
             core: Mutex::new(Core::new(&config)),
             stats,
+            #[cfg(feature = "redis")]
+            shared: std::sync::OnceLock::new(),
             #[cfg(all(test, reliability_loom))]
             transitions: std::sync::Mutex::new(Vec::new()),
         }
@@ -527,6 +538,8 @@ impl Inner {
     fn moved(&self, core: &Core, moved: Option<CircuitState>, caller: &Caller<'_>) {
         let Some(to) = moved else { return };
         self.publish(core);
+        #[cfg(feature = "redis")]
+        self.tell_store(shared::Event::Moved(to));
         match to {
             CircuitState::Open => {
                 self.stats.add(Field::Openings);

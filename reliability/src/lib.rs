@@ -57,6 +57,8 @@ pub mod http;
 mod rate_limit;
 mod registry;
 mod retry;
+#[cfg(feature = "redis")]
+pub mod shared;
 mod slot;
 mod snapshot;
 mod stats;

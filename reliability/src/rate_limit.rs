@@ -19,6 +19,8 @@ use crate::stats::{Field, PolicyKind, Stats};
 use clock::{TokioClock, TokioInstant};
 
 pub(crate) mod expand;
+#[cfg(feature = "redis")]
+pub(crate) mod shared;
 
 /// One GCRA state: a single atomic word.
 type Gcra =

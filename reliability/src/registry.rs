@@ -140,6 +140,7 @@ impl Registry {
                 slow_calls: s.get(Field::SlowCalls),
                 isolations: s.get(Field::Isolations),
                 resets: s.get(Field::Resets),
+                store_errors: s.get(Field::StoreErrors),
                 fallbacks: s.targets(),
                 state: CircuitState::from_u8(s.state()),
             })

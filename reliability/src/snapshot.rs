@@ -86,6 +86,7 @@ impl fmt::Display for Snapshot {
 /// | cached | `hits + misses + coalesced` | runs of the layer below that returned `Ok` (stored, or not stored because a fallback below served it) | runs of the layer below that failed | `hits`: answered from a stored entry; `misses`: ran the layer below; `coalesced`: received the value of a concurrent run of the same key |
 /// | rate_limit | calls that asked for permits | — | — | `waited`: calls that waited for permits (admitted or not); `rejections`: calls that got none in time (load rejections) |
 /// | bulkhead | calls that asked for a slot | — | — | `waited`: calls that queued for a slot (admitted or not); `rejections`: calls rejected (queue full, or no slot within `wait`) |
+/// | any shared policy (feature `redis`) | | | | `store_errors`: store operations that failed, timed out or were skipped; the call used local state |
 ///
 /// A rate limiter or bulkhead admits or rejects; it does not see how the call it admitted ends,
 /// so its `successes` and `failures` stay zero: `calls - rejections` calls were admitted, less any
@@ -138,6 +139,11 @@ pub struct PolicyStats {
     pub budget_exhausted: u64,
     /// Retry: calls that gave up because the next attempt would start past the deadline.
     pub deadline_exceeded: u64,
+    /// Shared policies (feature `redis`, [`shared`](crate::shared)): store operations that failed,
+    /// timed out (each is bounded, 50 ms by default), or were skipped because the store had just
+    /// failed. Each such call used the policy's local state instead: the breaker of this replica,
+    /// the local cache tier, the local rate limiter.
+    pub store_errors: u64,
     /// Fallback: `(target, calls it served)` for each target, in declaration order.
     pub fallbacks: Vec<(String, u64)>,
     /// Circuit breaker: its state when the snapshot was taken.
@@ -181,6 +187,7 @@ impl fmt::Display for PolicyStats {
             ("waited", self.waited),
             ("budget_exhausted", self.budget_exhausted),
             ("deadline_exceeded", self.deadline_exceeded),
+            ("store_errors", self.store_errors),
         ];
         for (label, value) in fields {
             if value != 0 {

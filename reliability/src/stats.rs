@@ -51,7 +51,7 @@ pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-const FIELDS: usize = 17;
+const FIELDS: usize = 18;
 
 /// One thread's counters, on cache lines of their own (128 bytes: the adjacent-line prefetcher of
 /// x86 pairs lines).
@@ -89,6 +89,10 @@ pub(crate) enum Field {
     Isolations,
     /// Circuit breaker: `reset()` calls.
     Resets,
+    /// Shared policies (feature `redis`): store operations that failed, timed out or were skipped
+    /// after a recent failure, so that the policy used its local state.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    StoreErrors,
 }
 
 impl Field {

@@ -168,6 +168,24 @@ impl Core {
         self.enter(CircuitState::Closed)
     }
 
+    /// A shared breaker learnt that another replica opened the circuit until `until`. Closed or
+    /// half-open, it opens until then; open, it keeps the later end (`None`: not moved); isolated,
+    /// nothing changes.
+    #[cfg(feature = "redis")]
+    pub(crate) fn opened_elsewhere(&mut self, until: u64) -> Option<CircuitState> {
+        match self.state {
+            CircuitState::Closed | CircuitState::HalfOpen => {
+                self.open_until = until;
+                Some(self.enter(CircuitState::Open))
+            }
+            CircuitState::Open => {
+                self.open_until = self.open_until.max(until);
+                None
+            }
+            CircuitState::Isolated => None,
+        }
+    }
+
     fn is(&self, state: CircuitState, generation: u64) -> bool {
         self.state == state && self.generation == generation
     }
