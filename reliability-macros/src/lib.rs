@@ -4,7 +4,7 @@
 //! Each attribute is a one-line shim into `entry::attribute`, which works on `proc_macro2` tokens
 //! so that it can be tested without a compiler.
 
-mod config;
+mod attrs;
 mod duration;
 mod entry;
 mod expand;
@@ -48,4 +48,16 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn fallback(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::attribute(Kind::Fallback, args.into(), item.into()).into()
+}
+
+#[doc = include_str!("../docs/rate_limit.md")]
+#[proc_macro_attribute]
+pub fn rate_limit(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry::attribute(Kind::RateLimit, args.into(), item.into()).into()
+}
+
+#[doc = include_str!("../docs/bulkhead.md")]
+#[proc_macro_attribute]
+pub fn bulkhead(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry::attribute(Kind::Bulkhead, args.into(), item.into()).into()
 }

@@ -42,6 +42,26 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// The delay growth.
+    pub fn backoff(&self) -> Backoff {
+        self.backoff
+    }
+
+    /// The first delay.
+    pub fn initial_delay(&self) -> Duration {
+        self.delay
+    }
+
+    /// The cap on any single delay.
+    pub fn max_delay(&self) -> Duration {
+        self.max_delay
+    }
+
+    /// The randomisation of each delay.
+    pub fn jitter(&self) -> Jitter {
+        self.jitter
+    }
+
     /// The un-jittered delay before retry number `retry` (1 = the wait after the first attempt).
     pub fn base_delay(&self, retry: u32) -> Duration {
         let n = retry.max(1);

@@ -85,7 +85,9 @@ pub use snapshot::{PolicyStats, Snapshot};
 pub use stats::PolicyKind;
 pub use timeout::Timeout;
 
-pub use reliability_macros::{cached, circuit_breaker, fallback, retry, timeout};
+pub use reliability_macros::{
+    bulkhead, cached, circuit_breaker, fallback, rate_limit, retry, timeout,
+};
 
 /// Runs the README's examples as doctests, so they keep compiling and passing.
 #[cfg(doctest)]

@@ -163,9 +163,11 @@ where
             }
         }
         let out = std::task::ready!(this.fut.poll(cx));
-        // A permit dropped unrecorded (cancelled, or polled again) counts as neither.
+        // A permit dropped unrecorded (cancelled, or polled again) counts as neither; so does a
+        // rejection by a rate limit or bulkhead below: load shedding, not a failure of the service.
         if let Some(permit) = this.permit.take() {
             match &out {
+                Err(_) if this.ctx.shed.load(Ordering::Relaxed) => drop(permit),
                 Err(e) if (this.counts)(e) => permit.failure(),
                 _ => permit.success(),
             }

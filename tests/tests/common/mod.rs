@@ -64,6 +64,11 @@ impl Runs {
     pub(crate) fn get(&self) -> u32 {
         self.0.load(Ordering::SeqCst)
     }
+
+    /// Starts counting again from zero.
+    pub(crate) fn reset(&self) {
+        self.0.store(0, Ordering::SeqCst);
+    }
 }
 
 /// Sets its flag when dropped: proves that a future holding it was dropped.
