@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 pub use crate::backoff::{Backoff, Jitter};
 pub use core::time::Duration;
 
+pub use crate::site::Site;
+
 pub use crate::bulkhead::expand::{BulkheadSlot, bulkhead};
 pub use crate::cache::expand::{
     CacheKey, CacheSlot, CacheValue, OkValues, Returns, StoresOk, StoresValue, Values,
@@ -24,7 +26,7 @@ pub use crate::fallback::expand::{
     last_fallback,
 };
 pub use crate::rate_limit::expand::{Cost, RateLimitSlot, cost, rate_limit};
-pub use crate::retry::expand::{Decision, RetryLoop, RetrySettings, RetrySlot};
+pub use crate::retry::expand::{Decision, RetryLoop, RetrySlot};
 pub use crate::timeout::expand::{TimeoutSlot, timeout};
 
 use crate::error::Error;
@@ -114,52 +116,6 @@ pub fn never_asks<E>(_: &E) -> Option<Duration> {
 #[inline(always)]
 pub fn always<E>(_: &E) -> bool {
     true
-}
-
-/// The function computing a layer's registry name, called once when the layer is first used.
-pub type NameFn<'a> = &'a (dyn Fn() -> String + Send + Sync);
-
-/// The default registry name of an annotated function, from the path of an item declared in its
-/// body (`site`, e.g. `app::llm::ask::{{closure}}::__reliability_site`, or
-/// `<app::Client as app::Ask>::ask::__reliability_site` in a trait impl), the type of `Self` for a
-/// method, and the function's type arguments. Each instantiation of a generic function, and each
-/// implementation of a trait's default method, gets a name of its own:
-///
-/// | function | name |
-/// |---|---|
-/// | `fn ask` in `app::llm` | `app::llm::ask` |
-/// | `fn ask<T>`, `T = u8` | `app::llm::ask::<u8>` |
-/// | method of `impl Client` | `app::Client::ask` |
-/// | method of `impl Ask for Client` | `<app::Client as app::Ask>::ask` |
-/// | method of `impl<T> Pool<T>`, `T = u8` | `app::Pool<u8>::ask` |
-/// | default method of `trait Ask`, for `Client` | `<app::Client as app::Ask>::ask` |
-pub fn default_name(site: &str, self_ty: Option<&str>, type_args: &[&str]) -> String {
-    let mut path = site.strip_suffix("::__reliability_site").unwrap_or(site);
-    // The body of an `async fn` is a coroutine: its items are nested in it.
-    while let Some(outer) = path.strip_suffix("::{{closure}}") {
-        path = outer;
-    }
-    let (prefix, function) = path.rsplit_once("::").unwrap_or(("", path));
-    let mut name = match self_ty {
-        // A free function, or a method whose path names its type already.
-        None => path.to_owned(),
-        Some(ty) if prefix == ty || prefix.starts_with(&format!("<{ty} as ")) => path.to_owned(),
-        // A trait impl for a generic type: `<Pool<_> as Ask>`.
-        Some(ty) if prefix.starts_with('<') => match prefix.find(" as ") {
-            Some(at) => format!("<{ty}{}::{function}", &prefix[at..]),
-            None => format!("{ty}::{function}"),
-        },
-        // A generic type's inherent method: `Pool<_>`.
-        Some(ty) if prefix.contains('<') => format!("{ty}::{function}"),
-        // A trait's default method: the path is the trait's.
-        Some(ty) => format!("<{ty} as {prefix}>::{function}"),
-    };
-    if !type_args.is_empty() {
-        name.push_str("::<");
-        name.push_str(&type_args.join(", "));
-        name.push('>');
-    }
-    name
 }
 
 /// State shared by the layers of one call: the attempt running now, and whether the breaker just

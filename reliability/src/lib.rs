@@ -57,6 +57,7 @@ pub mod http;
 mod rate_limit;
 mod registry;
 mod retry;
+mod site;
 mod slot;
 mod snapshot;
 mod stats;

@@ -4,7 +4,6 @@ use proc_macro2::{Literal, Span, TokenStream};
 use quote::quote;
 use syn::Expr;
 
-use super::option;
 use crate::expand::{Cx, duration};
 use crate::kind::{Opt, Spec};
 use crate::options::{self, Errors, Options, at, missing};
@@ -105,15 +104,15 @@ pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config 
 }
 
 pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> TokenStream {
-    let name = option(config.name.as_ref().map(|n| quote!(#n)));
+    let named = config.name.as_ref().map(|n| quote!(.named(#n)));
     let max = Literal::u32_unsuffixed(config.max);
     let queue = Literal::u32_unsuffixed(config.queue);
     let wait = duration(config.wait.0);
     cx.statics.push(quote! {
         static __RELIABILITY_BULKHEAD: ::reliability::__private::BulkheadSlot =
-            ::reliability::__private::BulkheadSlot::new(#name, #max, #queue, #wait);
+            ::reliability::__private::BulkheadSlot::new(#max, #queue, #wait)#named;
     });
-    let (ctx, instance, name) = (&cx.names.ctx, &cx.names.instance, &cx.names.name);
     let convert = cx.convert();
-    quote!(::reliability::__private::bulkhead(__RELIABILITY_BULKHEAD.get(#instance, &#name), &#ctx, #convert, #below))
+    let (ctx, site) = (&cx.names.ctx, &cx.names.site);
+    quote!(::reliability::__private::bulkhead(__RELIABILITY_BULKHEAD.get(&#site), &#ctx, #convert, #below))
 }

@@ -6,7 +6,6 @@ use quote::{quote, quote_spanned};
 use syn::Expr;
 use syn::spanned::Spanned;
 
-use super::option;
 use crate::expand::{Cx, duration};
 use crate::item::{Function, Passing};
 use crate::kind::{Opt, Spec};
@@ -97,18 +96,23 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
 }
 
 pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> TokenStream {
-    let ttl = option(config.ttl.map(duration));
-    let tti = option(config.tti.map(duration));
+    let ttl = config.ttl.map(|d| {
+        let d = duration(d);
+        quote!(.ttl(#d))
+    });
+    let tti = config.tti.map(|d| {
+        let d = duration(d);
+        quote!(.tti(#d))
+    });
     let max_size = Literal::u64_unsuffixed(config.max_size);
-    let name = option(config.name.as_ref().map(|n| quote!(#n)));
+    let named = config.name.as_ref().map(|n| quote!(.named(#n)));
     cx.statics.push(quote! {
-        static __RELIABILITY_CACHE: ::reliability::__private::CacheSlot = ::reliability::__private::CacheSlot::new(
-            #name, #ttl, #tti, #max_size,
-        );
+        static __RELIABILITY_CACHE: ::reliability::__private::CacheSlot =
+            ::reliability::__private::CacheSlot::new(#max_size)#named #ttl #tti;
     });
     let key = key(cx.function, config);
     let ret = cx.ret;
-    let (ctx, instance, name) = (&cx.names.ctx, &cx.names.instance, &cx.names.name);
+    let (ctx, site) = (&cx.names.ctx, &cx.names.site);
     // `Result` or not is the type system's call (aliases and macro-made types included):
     // `StoresOk` applies to `Result<T, E>`, `StoresValue` to anything else.
     let how = quote!({
@@ -116,7 +120,7 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> To
         use ::reliability::__private::{StoresOk as _, StoresValue as _};
         (&::reliability::__private::Returns::<#ret>::new()).how()
     });
-    quote!(#how.cached(&__RELIABILITY_CACHE, #instance, &#name, &#ctx, #key, #below))
+    quote!(#how.cached(&__RELIABILITY_CACHE, &#site, &#ctx, #key, #below))
 }
 
 /// The key: the user's expression, or an owned copy of every argument but the receiver.

@@ -273,7 +273,7 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
 }
 
 pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> TokenStream {
-    let name = option(config.name.as_ref().map(|n| quote!(#n)));
+    let named = config.name.as_ref().map(|n| quote!(.named(#n)));
     let successes = Literal::u32_unsuffixed(config.success_threshold);
     let cooldown = duration(config.cooldown);
     let settings = match &config.rule {
@@ -315,11 +315,10 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> To
     };
     cx.statics.push(quote! {
         static __RELIABILITY_BREAKER: ::reliability::__private::BreakerSlot =
-            ::reliability::__private::BreakerSlot::new(#name, #settings);
+            ::reliability::__private::BreakerSlot::new(#settings)#named;
     });
-    let when = cx.local("__reliability_breaker_when");
-    cx.lets.push(cx.predicate(&when, config.when.as_ref()));
-    let (ctx, instance, name) = (&cx.names.ctx, &cx.names.instance, &cx.names.name);
+    let when = cx.predicate("__reliability_breaker_when", config.when.as_ref());
     let convert = cx.convert();
-    quote!(::reliability::__private::circuit_breaker(__RELIABILITY_BREAKER.get(#instance, &#name), &#name, &#ctx, &#when, #convert, #below))
+    let (ctx, site) = (&cx.names.ctx, &cx.names.site);
+    quote!(::reliability::__private::circuit_breaker(__RELIABILITY_BREAKER.get(&#site), &#site, &#ctx, #when, #convert, #below))
 }

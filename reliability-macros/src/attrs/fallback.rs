@@ -79,12 +79,11 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
         static __RELIABILITY_FALLBACK: ::reliability::__private::FallbackSlot =
             ::reliability::__private::FallbackSlot::new(&[#(#names),*]);
     });
-    let when = cx.local("__reliability_fallback_when");
-    cx.lets.push(cx.predicate(&when, config.when.as_ref()));
+    let when = cx.predicate("__reliability_fallback_when", config.when.as_ref());
     let fallback = cx.local("__reliability_fallback");
     let error = cx.local("__reliability_error");
     let value = cx.local("__reliability_value");
-    let (ctx, instance, name) = (&cx.names.ctx, &cx.names.instance, &cx.names.name);
+    let (ctx, site) = (&cx.names.ctx, &cx.names.site);
     let function = cx.function;
     let ret = cx.ret;
     // Inside a retry's loop, the last target must not take the arguments by move.
@@ -141,13 +140,13 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
         }
     });
     Wrapped::Statements(quote! {
-        let #fallback = __RELIABILITY_FALLBACK.get(#instance, &#name);
+        let #fallback = __RELIABILITY_FALLBACK.get(&#site);
         #fallback.enter();
         let #error = match #below.await {
             ::core::result::Result::Ok(#value) => return ::core::result::Result::Ok(#fallback.primary_ok(#value)),
             ::core::result::Result::Err(#error) => #error,
         };
-        if !#fallback.primary_failed(#when(&#error)) {
+        if !#fallback.primary_failed((#when)(&#error)) {
             return ::core::result::Result::Err(#error);
         }
         #(#steps)*

@@ -4,7 +4,6 @@ use proc_macro2::{Literal, Span, TokenStream};
 use quote::quote;
 use syn::Expr;
 
-use super::option;
 use crate::expand::{Cx, duration};
 use crate::kind::{Opt, Spec};
 use crate::options::{self, Errors, Options, at, missing};
@@ -147,14 +146,14 @@ pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config 
 }
 
 pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> TokenStream {
-    let name = option(config.name.as_ref().map(|n| quote!(#n)));
+    let named = config.name.as_ref().map(|n| quote!(.named(#n)));
     let rate = Literal::u32_unsuffixed(config.rate);
     let burst = Literal::u32_unsuffixed(config.burst);
     let per = duration(config.per);
     let wait = duration(config.wait.0);
     cx.statics.push(quote! {
         static __RELIABILITY_RATE_LIMIT: ::reliability::__private::RateLimitSlot =
-            ::reliability::__private::RateLimitSlot::new(#name, #rate, #per, #burst, #wait);
+            ::reliability::__private::RateLimitSlot::new(#rate, #per, #burst, #wait)#named;
     });
     let key = match &config.key {
         Some(key) => quote!(::core::option::Option::Some(&(#key))),
@@ -164,7 +163,7 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> To
         Some(cost) => quote!(::reliability::__private::cost(#cost)),
         None => quote!(1),
     };
-    let (ctx, instance, name) = (&cx.names.ctx, &cx.names.instance, &cx.names.name);
     let convert = cx.convert();
-    quote!(::reliability::__private::rate_limit(__RELIABILITY_RATE_LIMIT.get(#instance, &#name), &#ctx, #convert, #key, #cost, #below))
+    let (ctx, site) = (&cx.names.ctx, &cx.names.site);
+    quote!(::reliability::__private::rate_limit(__RELIABILITY_RATE_LIMIT.get(&#site), &#ctx, #convert, #key, #cost, #below))
 }

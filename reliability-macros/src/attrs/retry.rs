@@ -4,7 +4,7 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 use syn::Expr;
 
-use super::{Wrapped, option};
+use super::Wrapped;
 use crate::expand::{Cx, duration};
 use crate::kind::{Opt, Spec};
 use crate::options::{self, Errors, Options, at};
@@ -294,39 +294,30 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
     let jitter = format_ident!("{}", config.jitter.variant());
     let delay = duration(config.delay);
     let max_delay = duration(config.max_delay);
-    let name = option(config.name.as_ref().map(|n| quote!(#n)));
-    let deadline = option(config.deadline.as_ref().map(|(d, _)| duration(*d)));
-    let budget = option(config.budget.map(|b| {
+    let named = config.name.as_ref().map(|n| quote!(.named(#n)));
+    let deadline = config.deadline.as_ref().map(|(d, _)| {
+        let d = duration(*d);
+        quote!(.deadline(#d))
+    });
+    let budget = config.budget.map(|b| {
         let b = Literal::f64_unsuffixed(b);
-        quote!(#b)
-    }));
+        quote!(.budget(#b))
+    });
     cx.statics.push(quote! {
         static __RELIABILITY_RETRY: ::reliability::__private::RetrySlot = ::reliability::__private::RetrySlot::new(
-            ::reliability::__private::RetrySettings {
-                name: #name,
-                max_attempts: #max,
-                backoff: #backoff,
-                delay: #delay,
-                max_delay: #max_delay,
-                jitter: ::reliability::__private::Jitter::#jitter,
-                deadline: #deadline,
-                budget: #budget,
-            },
-        );
+            #max, #backoff, #delay, #max_delay, ::reliability::__private::Jitter::#jitter,
+        )#named #deadline #budget;
     });
-    let when = cx.local("__reliability_retry_when");
-    cx.lets.push(cx.predicate(&when, config.when.as_ref()));
-    let retry_after = cx.local("__reliability_retry_after");
-    cx.lets
-        .push(cx.retry_after(&retry_after, config.retry_after.as_ref()));
-    let (ctx, instance, name) = (&cx.names.ctx, &cx.names.instance, &cx.names.name);
+    let when = cx.predicate("__reliability_retry_when", config.when.as_ref());
+    let retry_after = cx.retry_after("__reliability_retry_after", config.retry_after.as_ref());
+    let (ctx, site) = (&cx.names.ctx, &cx.names.site);
     let attempts = cx.local("__reliability_attempts");
     let out = cx.local("__reliability_out");
     Wrapped::Statements(quote! {
-        let mut #attempts = ::reliability::__private::RetryLoop::new(__RELIABILITY_RETRY.get(#instance, &#name), &#ctx);
+        let mut #attempts = ::reliability::__private::RetryLoop::new(__RELIABILITY_RETRY.get(&#site), &#ctx);
         loop {
             let #out = #below.await;
-            if let ::core::ops::ControlFlow::Break(#out) = #attempts.decide(#out, &#when, &#retry_after).await {
+            if let ::core::ops::ControlFlow::Break(#out) = #attempts.decide(#out, #when, #retry_after).await {
                 break #out;
             }
         }

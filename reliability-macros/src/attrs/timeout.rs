@@ -66,7 +66,7 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> To
     cx.statics.push(quote! {
         static __RELIABILITY_TIMEOUT: ::reliability::__private::TimeoutSlot = ::reliability::__private::TimeoutSlot::new(#after);
     });
-    let (ctx, instance, name) = (&cx.names.ctx, &cx.names.instance, &cx.names.name);
     let convert = cx.convert();
-    quote!(::reliability::__private::timeout(__RELIABILITY_TIMEOUT.get(#instance, &#name), &#ctx, #convert, #below))
+    let (ctx, site) = (&cx.names.ctx, &cx.names.site);
+    quote!(::reliability::__private::timeout(__RELIABILITY_TIMEOUT.get(&#site), &#ctx, #convert, #below))
 }

@@ -10,7 +10,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::__private::{NameFn, StackCtx};
+use crate::__private::{Site, StackCtx};
 use crate::cache::{Cache, CacheConfig};
 use crate::slot::Slot;
 
@@ -44,32 +44,41 @@ pub struct CacheSlot {
 }
 
 impl CacheSlot {
-    /// A slot with settings the macro checked; `name` when the attribute names the cache.
-    pub const fn new(
-        name: Option<&'static str>,
-        ttl: Option<Duration>,
-        tti: Option<Duration>,
-        max_size: u64,
-    ) -> Self {
+    /// A slot of `max_size` entries (checked by the macro).
+    pub const fn new(max_size: u64) -> Self {
         CacheSlot {
-            name,
-            config: CacheConfig::checked(ttl, tti, max_size),
+            name: None,
+            config: CacheConfig::checked(None, None, max_size),
             slot: Slot::new(),
         }
     }
 
+    /// Registered as `name`.
+    pub const fn named(mut self, name: &'static str) -> Self {
+        self.name = Some(name);
+        self
+    }
+
+    /// With a time to live the macro checked.
+    pub const fn ttl(mut self, ttl: Duration) -> Self {
+        self.config = CacheConfig::checked(Some(ttl), self.config.tti, self.config.max_size);
+        self
+    }
+
+    /// With a time to idle the macro checked.
+    pub const fn tti(mut self, tti: Duration) -> Self {
+        self.config = CacheConfig::checked(self.config.ttl, Some(tti), self.config.max_size);
+        self
+    }
+
     /// The cache for `K → V` of this instantiation, registered on first use.
     #[inline]
-    pub fn get<K: CacheKey, V: CacheValue>(
-        &self,
-        instance: &'static str,
-        default_name: NameFn<'_>,
-    ) -> &'static Cache<K, V> {
+    pub fn get<K: CacheKey, V: CacheValue>(&self, site: &Site) -> &'static Cache<K, V> {
         let fits =
             |cache: &Box<dyn Any + Send + Sync>| cache.downcast_ref::<Cache<K, V>>().is_some();
         let cache = self
             .slot
-            .get(instance, fits, || Box::new(self.make::<K, V>(default_name)));
+            .get(site.instance(), fits, || Box::new(self.make::<K, V>(site)));
         match cache.downcast_ref::<Cache<K, V>>() {
             Some(cache) => cache,
             None => unreachable!("the slot checked the type"),
@@ -77,17 +86,17 @@ impl CacheSlot {
     }
 
     #[cold]
-    fn make<K: CacheKey, V: CacheValue>(&self, default_name: NameFn<'_>) -> Cache<K, V> {
+    fn make<K: CacheKey, V: CacheValue>(&self, site: &Site) -> Cache<K, V> {
         let name = match self.name {
             Some(name) => name.to_owned(),
-            None => default_name(),
+            None => site.name(),
         };
         let (cache, created) = Cache::<K, V>::shared(&name, self.config);
         if !created && cache.config() != self.config {
             tracing::warn!(
                 target: "reliability",
                 cache = %name,
-                function = %default_name(),
+                function = %site,
                 settings = ?self.config,
                 in_use = ?cache.config(),
                 "another function made the cache of this name with other settings; this function shares it, with the settings in use"
@@ -150,8 +159,7 @@ impl OkValues {
     pub async fn cached<K, V, E, F>(
         self,
         slot: &CacheSlot,
-        instance: &'static str,
-        name: NameFn<'_>,
+        site: &Site,
         ctx: &StackCtx,
         key: K,
         fut: F,
@@ -162,7 +170,7 @@ impl OkValues {
         F: Future<Output = Result<V, E>>,
     {
         let keep = || !ctx.degraded.load(Ordering::Relaxed);
-        slot.get::<K, V>(instance, name)
+        slot.get::<K, V>(site)
             .core
             .get_or_run(key, fut, &keep)
             .await
@@ -175,8 +183,7 @@ impl Values {
     pub async fn cached<K, V, F>(
         self,
         slot: &CacheSlot,
-        instance: &'static str,
-        name: NameFn<'_>,
+        site: &Site,
         ctx: &StackCtx,
         key: K,
         fut: F,
@@ -189,7 +196,7 @@ impl Values {
         let keep = || !ctx.degraded.load(Ordering::Relaxed);
         let fut = async { Ok::<V, std::convert::Infallible>(fut.await) };
         match slot
-            .get::<K, V>(instance, name)
+            .get::<K, V>(site)
             .core
             .get_or_run(key, fut, &keep)
             .await

@@ -4,7 +4,7 @@
 use std::future::IntoFuture;
 use std::sync::atomic::Ordering;
 
-use crate::__private::{NameFn, StackCtx};
+use crate::__private::{Site, StackCtx};
 use crate::fallback::Fallback;
 use crate::slot::Slot;
 
@@ -24,13 +24,14 @@ impl FallbackSlot {
         }
     }
 
-    /// The chain of this instantiation, registered under `name()` on first use.
+    /// The chain of this instantiation, registered under the site's name on first use.
     #[inline]
-    pub fn get(&self, instance: &'static str, name: NameFn<'_>) -> Chain {
-        Chain(
-            self.slot
-                .get(instance, |_| true, || Fallback::new(&name(), self.targets)),
-        )
+    pub fn get(&self, site: &Site) -> Chain {
+        Chain(self.slot.get(
+            site.instance(),
+            |_| true,
+            || Fallback::new(&site.name(), self.targets),
+        ))
     }
 }
 
