@@ -468,11 +468,7 @@ fn zipf_stream(keys: usize, len: usize, seed: u64) -> Vec<u64> {
     let mut state = seed;
     (0..len)
         .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
+            let z = common::splitmix(&mut state);
             let u = (z >> 11) as f64 / (1u64 << 53) as f64;
             cdf.partition_point(|&c| c < u) as u64
         })
