@@ -61,15 +61,19 @@ fn quote_fn(function: &ItemFn, uses: &TokenStream) -> TokenStream {
         sig,
         inner_attrs,
         body,
-        ..
+        braces,
     } = function;
-    quote! {
-        #(#attrs)*
-        #vis #sig {
+    let body = crate::expand::braced(
+        *braces,
+        quote! {
             #(#inner_attrs)*
             #uses
             #body
-        }
+        },
+    );
+    quote! {
+        #(#attrs)*
+        #vis #sig #body
     }
 }
 

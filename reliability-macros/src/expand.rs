@@ -206,17 +206,28 @@ pub(crate) fn expand(function: Function, configs: Vec<Config>, uses: TokenStream
     let inner_attrs = &function.inner_attrs;
     let vis = &function.vis;
     let sig = &function.sig;
-    quote! {
-        #(#attrs)*
-        #vis #sig {
+    let body = braced(
+        function.braces,
+        quote! {
             #(#inner_attrs)*
             #uses
             #(#statics)*
             #(#lets)*
             let #ctx = ::reliability::__private::StackCtx::new();
             #outer
-        }
+        },
+    );
+    quote! {
+        #(#attrs)*
+        #vis #sig #body
     }
+}
+
+/// `{ tokens }` with the braces at `span` (the user's own, so the item keeps the user's span).
+pub(crate) fn braced(span: Span, tokens: TokenStream) -> TokenStream {
+    let mut group = proc_macro2::Group::new(proc_macro2::Delimiter::Brace, tokens);
+    group.set_span(span);
+    proc_macro2::TokenTree::Group(group).into()
 }
 
 /// Which function, and which instantiation (each instantiation of a generic function has its own

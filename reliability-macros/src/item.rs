@@ -19,6 +19,9 @@ pub(crate) struct ItemFn {
     pub(crate) inner_attrs: Vec<Attribute>,
     /// The body, inside its braces.
     pub(crate) body: TokenStream,
+    /// The user's braces: the expanded body keeps them, so the item's span is the user's and lints
+    /// (`dead_code`) report on the function as they would without the attributes.
+    pub(crate) braces: Span,
 }
 
 /// Whether `input` starts a function signature (after attributes and visibility). Consumes the
@@ -41,7 +44,7 @@ impl Parse for ItemFn {
         let vis: Visibility = input.parse()?;
         let sig: Signature = input.parse()?;
         let content;
-        syn::braced!(content in input);
+        let braces = syn::braced!(content in input);
         let inner_attrs = content.call(Attribute::parse_inner)?;
         let body: TokenStream = content.parse()?;
         Ok(ItemFn {
@@ -50,6 +53,7 @@ impl Parse for ItemFn {
             sig,
             inner_attrs,
             body,
+            braces: braces.span.join(),
         })
     }
 }
@@ -94,6 +98,7 @@ pub(crate) struct Function {
     pub(crate) sig: Signature,
     pub(crate) inner_attrs: Vec<Attribute>,
     pub(crate) body: TokenStream,
+    pub(crate) braces: Span,
     pub(crate) args: Vec<Arg>,
     pub(crate) receiver: Receiver,
     /// The declared return type, `()` when there is none.
@@ -208,6 +213,7 @@ pub(crate) fn analyze(mut item: ItemFn, reuses_args: bool) -> syn::Result<Functi
         sig: item.sig,
         inner_attrs: item.inner_attrs,
         body: item.body,
+        braces: item.braces,
         args,
         receiver,
         ret,
