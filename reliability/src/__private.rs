@@ -15,7 +15,7 @@ pub use crate::site::Site;
 
 pub use crate::bulkhead::expand::{BulkheadSlot, bulkhead};
 pub use crate::cache::expand::{
-    CacheKey, CacheSlot, CacheValue, OkValues, Returns, StoresOk, StoresValue, Values,
+    CacheKey, CacheSlot, CacheValue, OkValues, Returns, StoresOk, StoresValue, Values, store_all,
 };
 pub use crate::circuit_breaker::SlidingWindow;
 pub use crate::circuit_breaker::expand::{

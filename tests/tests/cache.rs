@@ -512,3 +512,26 @@ async fn hot_keys_keep_their_place_when_the_cache_is_full() {
         "hit rate {ours:.3} against moka alone {alone:.3}"
     );
 }
+
+static ANSWERS: Runs = Runs::new();
+
+/// `unless`: some `Ok` values are not worth keeping (an empty answer from a model).
+#[cached(unless = |answer: &String| answer.is_empty())]
+async fn answer(question: u32) -> Result<String, AppError> {
+    ANSWERS.bump();
+    Ok(if question == 0 {
+        String::new()
+    } else {
+        format!("answer {question}")
+    })
+}
+
+#[tokio::test]
+async fn unless_keeps_some_answers_out_of_the_cache() {
+    assert_eq!(answer(0).await.unwrap(), "");
+    assert_eq!(answer(0).await.unwrap(), "");
+    assert_eq!(ANSWERS.get(), 2, "the empty answer was not stored");
+    assert_eq!(answer(1).await.unwrap(), "answer 1");
+    assert_eq!(answer(1).await.unwrap(), "answer 1");
+    assert_eq!(ANSWERS.get(), 3, "the other one was");
+}

@@ -47,6 +47,12 @@ pub(crate) static SPEC: Spec = Spec {
             "module path + fn name",
             &["id"],
         ),
+        Opt::new(
+            "unless",
+            "unless = |answer| answer.is_empty()",
+            "every value is stored",
+            &["skip_if", "dont_cache_if", "except", "filter"],
+        ),
     ],
     needs_result: false,
     reuses_args: false,
@@ -61,6 +67,7 @@ pub(crate) struct Config {
     max_size: u64,
     key: Option<Expr>,
     name: Option<String>,
+    unless: Option<Expr>,
 }
 
 pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
@@ -70,6 +77,7 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
         max_size: DEFAULT_MAX_SIZE,
         key: opts.get("key").cloned(),
         name: None,
+        unless: opts.get("unless").cloned(),
     };
     for (key, slot) in [("ttl", &mut config.ttl), ("tti", &mut config.tti)] {
         if let Some(expr) = opts.get(key)
@@ -120,7 +128,11 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> To
         use ::reliability::__private::{StoresOk as _, StoresValue as _};
         (&::reliability::__private::Returns::<#ret>::new()).how()
     });
-    quote!(#how.cached(&__RELIABILITY_CACHE, &#site, &#ctx, #key, #below))
+    let unless = match &config.unless {
+        Some(unless) => quote!(&#unless),
+        None => quote!(&::reliability::__private::store_all),
+    };
+    quote!(#how.cached(&__RELIABILITY_CACHE, &#site, &#ctx, #unless, #key, #below))
 }
 
 /// The key: the user's expression, or an owned copy of every argument but the receiver.

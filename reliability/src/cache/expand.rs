@@ -106,6 +106,12 @@ impl CacheSlot {
     }
 }
 
+/// The `unless` used when none is given: every value is stored.
+#[inline(always)]
+pub fn store_all<V>(_: &V) -> bool {
+    false
+}
+
 /// How `#[cached]` treats the function's return type `R`, chosen by [`StoresOk`] (for a `Result`)
 /// or [`StoresValue`] (anything else): `(&Returns::<R>::new()).how()`.
 pub struct Returns<R>(PhantomData<fn() -> R>);
@@ -156,11 +162,12 @@ pub struct Values;
 impl OkValues {
     /// Answers from `slot`, storing `Ok` values, except answers a fallback below served.
     #[inline]
-    pub async fn cached<K, V, E, F>(
+    pub async fn cached<K, V, E, F, U>(
         self,
         slot: &CacheSlot,
         site: &Site,
         ctx: &StackCtx,
+        unless: &U,
         key: K,
         fut: F,
     ) -> Result<V, E>
@@ -168,8 +175,9 @@ impl OkValues {
         K: CacheKey,
         V: CacheValue,
         F: Future<Output = Result<V, E>>,
+        U: Fn(&V) -> bool + Sync,
     {
-        let keep = || !ctx.degraded.load(Ordering::Relaxed);
+        let keep = |value: &V| !ctx.degraded.load(Ordering::Relaxed) && !unless(value);
         slot.get::<K, V>(site)
             .core
             .get_or_run(key, fut, &keep)
@@ -180,11 +188,12 @@ impl OkValues {
 impl Values {
     /// Answers from `slot`, storing every value, except answers a fallback below served.
     #[inline]
-    pub async fn cached<K, V, F>(
+    pub async fn cached<K, V, F, U>(
         self,
         slot: &CacheSlot,
         site: &Site,
         ctx: &StackCtx,
+        unless: &U,
         key: K,
         fut: F,
     ) -> V
@@ -192,8 +201,9 @@ impl Values {
         K: CacheKey,
         V: CacheValue,
         F: Future<Output = V>,
+        U: Fn(&V) -> bool + Sync,
     {
-        let keep = || !ctx.degraded.load(Ordering::Relaxed);
+        let keep = |value: &V| !ctx.degraded.load(Ordering::Relaxed) && !unless(value);
         let fut = async { Ok::<V, std::convert::Infallible>(fut.await) };
         match slot
             .get::<K, V>(site)
