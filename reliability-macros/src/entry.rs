@@ -11,7 +11,7 @@ use crate::attrs::{self, Config};
 use crate::item::{self, ItemFn};
 use crate::kind::Kind;
 use crate::options::{self, Errors, at};
-use crate::stack::{self, Sibling};
+use crate::siblings::{self, Sibling};
 
 /// Expands `#[kind(args)]` on `item`, together with every other attribute of ours below it.
 pub(crate) fn attribute(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
@@ -34,7 +34,7 @@ pub(crate) fn attribute(kind: Kind, args: TokenStream, item: TokenStream) -> Tok
         args,
         span: Span::call_site(),
     }];
-    written.extend(stack::take_siblings(&mut function.attrs, &mut errors));
+    written.extend(siblings::take(&mut function.attrs, &mut errors));
     // The attributes taken off the function are never expanded, so their imports would be reported
     // unused: name each once.
     let uses: TokenStream = written
@@ -229,7 +229,7 @@ fn strip(item: &mut Item) {
         Item::Use(i) => &mut i.attrs,
         _ => return,
     };
-    attrs.retain(|attr| stack::kind_of(attr).is_none());
+    attrs.retain(|attr| siblings::kind_of(attr).is_none());
 }
 
 fn describe(item: &Item) -> &'static str {

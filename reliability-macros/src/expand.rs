@@ -25,14 +25,14 @@
 //!     let mut attempts = P::RetryLoop::new(__RELIABILITY_RETRY.get(instance, &name), &ctx);
 //!     loop {
 //!         let out = P::timeout(__RELIABILITY_TIMEOUT.get(instance, &name), &ctx, /* E::from */,
-//!             P::stack::<Result<T, E>, _>(async { let q = P::clone_arg(&q); BODY })).await;
+//!             P::layer::<Result<T, E>, _>(async { let q = P::clone_arg(&q); BODY })).await;
 //!         if let Break(out) = attempts.decide(out, &retry_when, &retry_after).await { break out; }
 //!     }
 //! }
 //! ```
 //!
 //! A layer whose expansion is statements (retry, fallback) and that is not the outermost is wrapped
-//! in `P::stack::<Result<T, E>, _>(async { ... })` so the layer above can hold it as a future.
+//! in `P::layer::<Result<T, E>, _>(async { ... })` so the layer above can hold it as a future.
 
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{quote, quote_spanned};
@@ -170,15 +170,15 @@ pub(crate) fn expand(function: Function, configs: Vec<Config>, uses: TokenStream
     });
     let ret = &function.ret;
     let body = &function.body;
-    let stack = quote!(::reliability::__private::stack::<#ret, _>);
-    let mut fut = quote!(#stack(async { #(#rebind)* #body }));
+    let layer = quote!(::reliability::__private::layer::<#ret, _>);
+    let mut fut = quote!(#layer(async { #(#rebind)* #body }));
 
     // Statements (a loop, early returns) are held until the next layer needs them as a future; the
     // outermost layer's statements go straight into the function, without an async block of their own.
     let mut statements: Option<TokenStream> = None;
     for (index, config) in configs.iter().enumerate().rev() {
         if let Some(held) = statements.take() {
-            fut = quote!(#stack(async { #held }));
+            fut = quote!(#layer(async { #held }));
         }
         cx.in_loop = configs[..index].iter().any(|c| c.kind() == Kind::Retry);
         match config.expand(&mut cx, fut) {
@@ -284,7 +284,7 @@ mod tests {
             async fn gpt4(query: String) -> Result<String, LlmError> { Err(LlmError::Status(503)) }
         };
         let args = quote!(ttl = 3600, key = query.trim().to_lowercase());
-        let out = crate::entry::attribute(crate::kind::Kind::Cached, args, item);
+        let out = crate::entry::attribute(crate::kind::Kind::Cache, args, item);
         let tokens: usize = out.into_iter().map(count).sum();
         assert!(tokens <= 1_244, "{tokens} tokens");
     }

@@ -13,7 +13,7 @@ mod kind;
 mod options;
 #[cfg(test)]
 mod proptests;
-mod stack;
+mod siblings;
 mod suggest;
 
 use proc_macro::TokenStream;
@@ -41,7 +41,7 @@ pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
 #[doc = include_str!("../docs/cached.md")]
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
-    entry::attribute(Kind::Cached, args.into(), item.into()).into()
+    entry::attribute(Kind::Cache, args.into(), item.into()).into()
 }
 
 #[doc = include_str!("../docs/fallback.md")]

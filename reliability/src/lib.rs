@@ -49,6 +49,7 @@
 mod backoff;
 mod bulkhead;
 mod cache;
+mod call;
 mod circuit_breaker;
 mod circuit_state;
 mod error;

@@ -4,8 +4,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::__private::{Convert, Site, StackCtx};
 use crate::bulkhead::{Bulkhead, BulkheadConfig};
+use crate::call::{Convert, StackCtx};
+use crate::site::Site;
 use crate::slot::Slot;
 
 /// A `static` holding one bulkhead layer.

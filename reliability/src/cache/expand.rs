@@ -10,8 +10,9 @@ use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::__private::{Site, StackCtx};
 use crate::cache::{Cache, CacheConfig};
+use crate::call::StackCtx;
+use crate::site::Site;
 use crate::slot::Slot;
 
 /// A cache key.

@@ -8,8 +8,9 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::__private::{Convert, Site, StackCtx};
+use crate::call::{Convert, StackCtx};
 use crate::circuit_breaker::{BreakerConfig, Caller, CircuitBreaker, Permit, SlidingWindow};
+use crate::site::Site;
 use crate::slot::Slot;
 
 /// A `static` holding one circuit breaker layer.

@@ -4,8 +4,9 @@
 use std::future::IntoFuture;
 use std::sync::atomic::Ordering;
 
-use crate::__private::{Site, StackCtx};
+use crate::call::StackCtx;
 use crate::fallback::Fallback;
+use crate::site::Site;
 use crate::slot::Slot;
 
 /// A `static` holding one fallback layer.

@@ -5,8 +5,9 @@ use std::future::Future;
 use std::hash::Hash;
 use std::time::Duration;
 
-use crate::__private::{Convert, Site, StackCtx};
+use crate::call::{Convert, StackCtx};
 use crate::rate_limit::{RateLimitConfig, RateLimiter};
+use crate::site::Site;
 use crate::slot::Slot;
 
 /// A `static` holding one rate-limit layer.

@@ -8,9 +8,10 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::__private::{Site, StackCtx};
 use crate::backoff::{Backoff, Jitter, Schedule};
+use crate::call::StackCtx;
 use crate::retry::{Attempts, Below, Next, Retry, RetryPolicy};
+use crate::site::Site;
 use crate::slot::Slot;
 
 /// A `static` holding one retry layer: its settings, checked by the macro, and its policy per

@@ -4,7 +4,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::__private::{Convert, Site, StackCtx};
+use crate::call::{Convert, StackCtx};
+use crate::site::Site;
 use crate::slot::Slot;
 use crate::timeout::Timeout;
 

@@ -28,7 +28,7 @@ pub(crate) fn kind_of(attr: &Attribute) -> Option<Kind> {
 }
 
 /// Takes our attributes off `attrs`; returns them in written order after `first`.
-pub(crate) fn take_siblings(
+pub(crate) fn take(
     attrs: &mut Vec<Attribute>,
     errors: &mut crate::options::Errors,
 ) -> Vec<Sibling> {
