@@ -273,7 +273,7 @@ mod tests {
 
     /// The expansion of the README's five-attribute stack stays no longer than before the
     /// per-attribute modules (1 399 tokens, without per-instantiation state, deadlines, budgets or
-    /// `unless`): 1 244 now.
+    /// `unless`, or the error shown in the retry's events): at most that.
     #[test]
     fn the_readme_stack_expands_to_no_more_than_before() {
         let item = quote! {
@@ -286,6 +286,6 @@ mod tests {
         let args = quote!(ttl = 3600, key = query.trim().to_lowercase());
         let out = crate::entry::attribute(crate::kind::Kind::Cache, args, item);
         let tokens: usize = out.into_iter().map(count).sum();
-        assert!(tokens <= 1_244, "{tokens} tokens");
+        assert!(tokens <= 1_399, "{tokens} tokens");
     }
 }

@@ -11,6 +11,7 @@ pub use crate::backoff::{Backoff, Jitter};
 pub use core::time::Duration;
 
 pub use crate::call::{Convert, StackCtx};
+pub use crate::show::{Show, ShowDebug, ShowDisplay, ShowFn, ShowNothing};
 pub use crate::site::Site;
 
 pub use crate::bulkhead::expand::{BulkheadSlot, bulkhead};

@@ -58,6 +58,7 @@ pub mod http;
 mod rate_limit;
 mod registry;
 mod retry;
+mod show;
 mod site;
 mod slot;
 mod snapshot;

@@ -310,6 +310,16 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
     });
     let when = cx.predicate("__reliability_retry_when", config.when.as_ref());
     let retry_after = cx.retry_after("__reliability_retry_after", config.retry_after.as_ref());
+    // How events show the error: `Display`, else `Debug`, else not at all, as its type allows.
+    let ret = cx.ret;
+    let show = cx.local("__reliability_show");
+    cx.lets.push(quote! {
+        let #show = {
+            #[allow(unused_imports)]
+            use ::reliability::__private::{ShowDebug as _, ShowDisplay as _, ShowNothing as _};
+            (&&&::reliability::__private::Show::<<#ret as ::reliability::__private::IsResult>::Err>::new()).show()
+        };
+    });
     let (ctx, site) = (&cx.names.ctx, &cx.names.site);
     let attempts = cx.local("__reliability_attempts");
     let out = cx.local("__reliability_out");
@@ -317,7 +327,7 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
         let mut #attempts = ::reliability::__private::RetryLoop::new(__RELIABILITY_RETRY.get(&#site), &#ctx);
         loop {
             let #out = #below.await;
-            if let ::core::ops::ControlFlow::Break(#out) = #attempts.decide(#out, #when, #retry_after).await {
+            if let ::core::ops::ControlFlow::Break(#out) = #attempts.decide(#out, #when, #retry_after, #show).await {
                 break #out;
             }
         }

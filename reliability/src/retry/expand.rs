@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::backoff::{Backoff, Jitter, Schedule};
 use crate::call::StackCtx;
 use crate::retry::{Attempts, Below, Next, Retry, RetryPolicy};
+use crate::show::ShowFn;
 use crate::site::Site;
 use crate::slot::Slot;
 
@@ -118,6 +119,7 @@ impl<'a> RetryLoop<'a> {
         out: Result<T, E>,
         retryable: &P,
         retry_after: &A,
+        show: ShowFn<E>,
     ) -> Decision<'_, 'a, T, E>
     where
         P: Fn(&E) -> bool,
@@ -129,7 +131,7 @@ impl<'a> RetryLoop<'a> {
                 sleep: None,
                 attempts: None,
             },
-            Err(error) => self.failed(error, retryable, retry_after),
+            Err(error) => self.failed(error, retryable, retry_after, show),
         }
     }
 
@@ -139,6 +141,7 @@ impl<'a> RetryLoop<'a> {
         error: E,
         retryable: &P,
         retry_after: &A,
+        show: ShowFn<E>,
     ) -> Decision<'_, 'a, T, E>
     where
         P: Fn(&E) -> bool,
@@ -155,7 +158,7 @@ impl<'a> RetryLoop<'a> {
         };
         match self
             .attempts
-            .next(Err(error), retryable, retry_after, below)
+            .next(Err(error), retryable, retry_after, below, show)
         {
             Next::Done(out) => Decision {
                 flow: Some(ControlFlow::Break(out)),
