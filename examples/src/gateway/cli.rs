@@ -406,7 +406,11 @@ pub async fn run_quota_table(args: &Args, config: &QuotaConfig) -> Result<QuotaT
 fn quota_settings(config: &QuotaConfig, server: &Server) -> String {
     let quota = server.quota().unwrap_or(QUOTA);
     let load = match config.arrivals {
-        Arrivals::Waves { mean, swing, period } => format!(
+        Arrivals::Waves {
+            mean,
+            swing,
+            period,
+        } => format!(
             "in waves of {:.0} s from {:.0}/s to {:.0}/s (mean {mean:.0}/s)",
             period.as_secs_f64(),
             mean * (1.0 - swing),
@@ -577,8 +581,23 @@ mod tests {
             plan.outage,
             Some(Duration::from_secs(2)..Duration::from_secs(3))
         );
+        let quota = args.quota_config().expect("a quota table by default");
+        let progress = QuotaConfig {
+            progress: true,
+            ..QuotaConfig::default()
+        };
+        assert_eq!(quota, progress);
         let remote = parse(&["--target", "http://127.0.0.1:8000/v1"]).unwrap();
         assert_eq!(remote.ladder_config().requests, 60);
+        assert_eq!(
+            remote.quota_config(),
+            None,
+            "the quota table needs the embedded service"
+        );
+        assert_eq!(
+            parse(&["--quota-requests", "0"]).unwrap().quota_config(),
+            None
+        );
     }
 
     #[test]
@@ -592,6 +611,9 @@ mod tests {
             &["--failure-rate", "0.9", "--hang-rate", "0.2"],
             &["--rate", "-1"],
             &["--rung", "everything"],
+            &["--quota-rate", "0"],
+            &["--quota-swing", "1.5"],
+            &["--quota-rung", "nothing"],
             &["--target", "ftp://example"],
             &["--target", "http://127.0.0.1:9", "--failure-rate", "0.1"],
         ] {

@@ -373,7 +373,11 @@ impl Arrivals {
             Arrivals::FullSpeed => return None,
             Arrivals::Steady(rate) if rate > 0.0 => n / rate,
             Arrivals::Steady(_) => return None,
-            Arrivals::Waves { mean, swing, period } => {
+            Arrivals::Waves {
+                mean,
+                swing,
+                period,
+            } => {
                 if mean <= 0.0 {
                     return None;
                 }
@@ -383,7 +387,7 @@ impl Arrivals {
                 let t_period = period.as_secs_f64().max(1e-6);
                 let w = std::f64::consts::TAU / t_period;
                 let count = |t: f64| mean * (t + swing * (1.0 - (w * t).cos()) / w);
-                let (mut lo, mut hi) = (0.0, n / (mean * (1.0 - swing).max(0.0)).max(mean) + t_period);
+                let (mut lo, mut hi) = (0.0, n / mean + t_period);
                 while count(hi) < n {
                     hi *= 2.0;
                 }
@@ -569,7 +573,12 @@ impl Counters {
     }
 
     /// The change of `(kind, name)`'s counters from `before` to `after`.
-    pub(crate) fn delta(before: &Snapshot, after: &Snapshot, kind: PolicyKind, name: &str) -> Counters {
+    pub(crate) fn delta(
+        before: &Snapshot,
+        after: &Snapshot,
+        kind: PolicyKind,
+        name: &str,
+    ) -> Counters {
         let (b, a) = (
             Counters::read(before.get(kind, name)),
             Counters::read(after.get(kind, name)),
@@ -629,4 +638,32 @@ async fn sample_breaker(
         open.push(from..start.elapsed());
     }
     open
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waves_keep_the_mean_and_swing_around_it() {
+        let waves = Arrivals::Waves {
+            mean: 100.0,
+            swing: 0.8,
+            period: Duration::from_secs(1),
+        };
+        let due = |i| waves.due(i).expect("a time").as_secs_f64();
+        // 100 a second on average: request 100 × k starts k seconds in.
+        for k in 1..5 {
+            assert!((due(100 * k) - k as f64).abs() < 1e-6, "{}", due(100 * k));
+        }
+        // The first quarter of each wave is its peak: more requests start then than in the last.
+        let in_window =
+            |from: f64, to: f64| (0..500).filter(|&i| (from..to).contains(&due(i))).count();
+        assert!(in_window(1.0, 1.25) > 2 * in_window(1.5, 1.75));
+        assert_eq!(
+            Arrivals::Steady(4.0).due(2),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(Arrivals::FullSpeed.due(7), None);
+    }
 }

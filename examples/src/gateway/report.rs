@@ -197,10 +197,9 @@ pub fn quota_table(table: &QuotaTable) -> String {
         );
     }
     let _ = writeln!(out);
-    if let (Some(backoff), Some(limited)) = (
-        table.run(QuotaRung::Backoff),
-        table.run(QuotaRung::Limiter),
-    ) {
+    if let (Some(backoff), Some(limited)) =
+        (table.run(QuotaRung::Backoff), table.run(QuotaRung::Limiter))
+    {
         let (before, after) = (backoff.figures.rate_limited, limited.figures.rate_limited);
         let factor = if after == 0 {
             "all of them".to_owned()

@@ -210,7 +210,10 @@ fn too_many_requests(shared: &Shared, message: &str, wait: Duration) -> Response
     if let Ok(value) = HeaderValue::from_str(&format!("{millis:.0}")) {
         headers.insert("retry-after-ms", value);
     }
-    headers.insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs_f64().ceil() as u64));
+    headers.insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(wait.as_secs_f64().ceil() as u64),
+    );
     response
 }
 
