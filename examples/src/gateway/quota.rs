@@ -4,6 +4,7 @@
 //! Like [`embedded`](super::stack::embedded), the stacks use the recommended durations divided by
 //! 100 (300 ms per attempt, 10 ms first backoff).
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -241,6 +242,22 @@ impl QuotaRun {
         all[rank.clamp(1, all.len()) - 1]
     }
 
+    /// `answered / requests` in percent, among the requests whose lifetime did not meet `window`.
+    pub fn success_outside(&self, window: &Range<Duration>) -> f64 {
+        let outside = self
+            .records
+            .iter()
+            .filter(|r| r.end < window.start || r.start >= window.end);
+        let (mut answered, mut total) = (0, 0);
+        for r in outside {
+            total += 1;
+            if r.outcome != Outcome::Failed {
+                answered += 1;
+            }
+        }
+        percent(answered, total)
+    }
+
     /// Where the registry (and the service) and the example's own tally disagree, one line each.
     pub fn disagreements(&self) -> Vec<String> {
         let (r, t) = (&self.figures, &self.tally);
@@ -271,6 +288,8 @@ pub struct QuotaTable {
     pub config: QuotaConfig,
     /// The quota the service enforced.
     pub quota: Quota,
+    /// The service's outage window, if any.
+    pub outage: Option<Range<Duration>>,
     /// One run per rung, in order.
     pub runs: Vec<QuotaRun>,
 }
@@ -298,6 +317,7 @@ pub async fn run_quota(backend: Arc<Backend>, server: &Server, config: &QuotaCon
     QuotaTable {
         config: config.clone(),
         quota: server.quota().unwrap_or(QUOTA),
+        outage: server.plan().outage.clone(),
         runs,
     }
 }

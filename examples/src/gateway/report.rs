@@ -154,21 +154,26 @@ pub fn quota_table(table: &QuotaTable) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "under a quota       {:>8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>6}",
-        "success", "429s", "attempts", "p50", "p95", "p99", "time"
+        "under a quota       {:>8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>6}",
+        "success", "outside", "429s", "attempts", "p50", "p95", "p99", "time"
     );
     let _ = writeln!(
         out,
-        "{:<19} {:>8} {:>9} {:>9}",
-        "", "", "received", "/request"
+        "{:<19} {:>8} {:>8} {:>9} {:>9}",
+        "", "", "outage", "received", "/request"
     );
     for run in &table.runs {
         let f = &run.figures;
+        let outside = match &table.outage {
+            Some(window) => format!("{:.1}%", run.success_outside(window)),
+            None => "-".to_owned(),
+        };
         let _ = writeln!(
             out,
-            "{:<19} {:>7.1}% {:>9} {:>9.2} {:>8} {:>8} {:>8} {:>6}",
+            "{:<19} {:>7.1}% {:>8} {:>9} {:>9.2} {:>8} {:>8} {:>8} {:>6}",
             run.rung.label(),
             f.success_percent(),
+            outside,
             f.rate_limited,
             f.attempts_per_request(),
             format_duration(run.latency(50.0)),
