@@ -17,7 +17,9 @@ use super::{plot, report};
 
 /// Measures the reliability ladder (a bare call, then retry, timeout, fallback, cache and circuit
 /// breaker added one by one) against a flaky OpenAI-compatible service embedded in the example, or
-/// against a real one with `--target`.
+/// against a real one with `--target`; then, against the embedded service with a quota per API key,
+/// the client under the quota (retry with backoff, + Retry-After, + a client-side rate limit, + a
+/// retry budget).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "llm_gateway", version)]
 pub struct Args {
