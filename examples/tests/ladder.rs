@@ -7,7 +7,7 @@ use std::time::Duration;
 use examples::gateway::cli::{RunError, preflight};
 use examples::gateway::client::{Backend, Endpoint, LlmError};
 use examples::gateway::faults::FaultPlan;
-use examples::gateway::ladder::{LadderConfig, run_ladder};
+use examples::gateway::ladder::{LadderConfig, Outcome, run_ladder};
 use examples::gateway::server::{FAULT_RETRY_AFTER, Server, ServiceConfig};
 use examples::gateway::stack::{Profile, Rung};
 
@@ -71,7 +71,6 @@ async fn each_rung_lifts_the_one_below() {
     let ladder = run_ladder(backend, Profile::Embedded, Some(&server), &config).await;
     eprintln!("{}", examples::gateway::report::table(&ladder));
     let rung = |r| ladder.run(r).expect("every rung ran");
-    let success = |r| rung(r).figures.success_percent();
 
     // Every request accounted for, and the registry agrees with the example's own count.
     for run in &ladder.runs {
@@ -84,12 +83,28 @@ async fn each_rung_lifts_the_one_below() {
     // Retries recover the transient errors outside the outage; nothing recovers the outage itself
     // until the fallback; from the fallback up, every request gets an answer. The timeout's gain is
     // the tail (below), not the success rate: without it a hung attempt is still retried, later.
-    assert!(success(Rung::Bare) + 5.0 < success(Rung::Retry));
-    assert!((success(Rung::Retry) - success(Rung::Timeout)).abs() <= 5.0);
-    assert!(
-        success(Rung::Timeout) < 90.0,
-        "the outage covers a third of the run"
-    );
+    // Compared outside the outage: how many requests meet it depends on how fast a loaded machine
+    // sends them, which differs from rung to rung.
+    let outage = ladder.outage.clone().expect("an outage");
+    let outside = |r| {
+        let (answered, total) = rung(r).answered_outside(&outage);
+        100.0 * answered as f64 / total as f64
+    };
+    assert!(outside(Rung::Bare) + 5.0 < outside(Rung::Retry));
+    assert!((outside(Rung::Retry) - outside(Rung::Timeout)).abs() <= 5.0);
+    // A request that began and ended inside the outage had every attempt refused: no retry saves it.
+    for r in [Rung::Bare, Rung::Retry, Rung::Timeout] {
+        let inside: Vec<_> = rung(r)
+            .records
+            .iter()
+            .filter(|rec| rec.start >= outage.start && rec.end < outage.end)
+            .collect();
+        assert!(!inside.is_empty(), "{r:?}: no request inside the outage");
+        assert!(
+            inside.iter().all(|rec| rec.outcome == Outcome::Failed),
+            "{r:?}"
+        );
+    }
     for r in [Rung::Fallback, Rung::Cache, Rung::Breaker] {
         assert_eq!(rung(r).figures.failed, 0, "{r:?}");
         assert!(rung(r).figures.fallback > 0, "{r:?}");
