@@ -247,4 +247,62 @@ mod tests {
             reliability::CacheConfig::DEFAULT.max_size()
         );
     }
+
+    /// Every message a `compile_fail` example of the docs quotes (`// error: ...`) is the one the
+    /// macro produces for that example.
+    #[test]
+    fn the_docs_quote_the_messages_the_macros_produce() {
+        let mut checked = 0;
+        for kind in Kind::ALL {
+            let docs = kind.spec().docs;
+            for block in docs.split("```compile_fail\n").skip(1) {
+                let code = block.split("```").next().unwrap_or_default();
+                let Some(quoted) = code
+                    .lines()
+                    .find_map(|l| l.split_once("// error: ").map(|(_, m)| m))
+                else {
+                    continue;
+                };
+                let quoted = quoted.trim_end_matches('…').trim();
+                let code: String = code
+                    .lines()
+                    .map(|l| l.split_once("// ").map_or(l, |(code, _)| code))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let file: syn::File = syn::parse_str(&code).unwrap();
+                let mut found = false;
+                for item in file.items {
+                    let syn::Item::Fn(mut function) = item else {
+                        continue;
+                    };
+                    let Some(at) = function.attrs.iter().position(|a| {
+                        a.path()
+                            .segments
+                            .last()
+                            .is_some_and(|s| s.ident == kind.name())
+                    }) else {
+                        continue;
+                    };
+                    let attr = function.attrs.remove(at);
+                    let args = match &attr.meta {
+                        syn::Meta::List(list) => list.tokens.clone(),
+                        _ => proc_macro2::TokenStream::new(),
+                    };
+                    let out = crate::entry::attribute(kind, args, quote::quote!(#function));
+                    let shown = out.to_string().replace("\\\"", "\"");
+                    assert!(
+                        shown.contains(quoted),
+                        "#[{kind}]: the docs quote {quoted:?}; the macro says {shown}"
+                    );
+                    found = true;
+                }
+                assert!(
+                    found,
+                    "#[{kind}]: no annotated fn in a compile_fail example"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 3, "{checked} quoted messages");
+    }
 }
