@@ -54,6 +54,7 @@ mod circuit_state;
 mod error;
 mod fallback;
 pub mod http;
+mod hedge;
 mod rate_limit;
 mod registry;
 mod retry;
@@ -77,6 +78,7 @@ pub use circuit_breaker::{
 };
 pub use error::{ConfigError, Error};
 pub use fallback::Fallback;
+pub use hedge::{Hedge, HedgeAfter, HedgeBuilder, HedgeConfig};
 pub use rate_limit::{RateLimitConfig, RateLimiter, RateLimiterBuilder};
 pub use registry::{Registry, registry};
 pub use retry::{
