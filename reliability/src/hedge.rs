@@ -580,9 +580,24 @@ mod tests {
     #[test]
     fn settings_are_checked() {
         let after = Duration::from_millis(10);
-        assert!(Hedge::builder("hedge.unit.max0", after).max(0).build().is_err());
-        assert!(Hedge::builder("hedge.unit.max6", after).max(6).build().is_err());
-        assert!(Hedge::builder("hedge.unit.max5", after).max(5).build().is_ok());
+        assert!(
+            Hedge::builder("hedge.unit.max0", after)
+                .max(0)
+                .build()
+                .is_err()
+        );
+        assert!(
+            Hedge::builder("hedge.unit.max6", after)
+                .max(6)
+                .build()
+                .is_err()
+        );
+        assert!(
+            Hedge::builder("hedge.unit.max5", after)
+                .max(5)
+                .build()
+                .is_ok()
+        );
         for bad in [49.9, 99.95, f64::NAN, f64::INFINITY] {
             let built = Hedge::builder("hedge.unit.pct", HedgeAfter::Percentile(bad)).build();
             assert_eq!(built.unwrap_err().setting(), "after", "{bad}");

@@ -38,7 +38,8 @@
 //! The attribute written first is the outermost layer. Each attribute's page lists its options:
 //! [`retry`], [`timeout`], [`circuit_breaker`], [`cached`], [`fallback`]. The same policies without
 //! macros: [`Retry`], [`Timeout`], [`CircuitBreaker`], [`Cache`], [`Fallback`]; for load and
-//! quotas, [`RateLimiter`] and [`Bulkhead`]. [`http`] classifies HTTP failures for a retry.
+//! quotas, [`RateLimiter`] and [`Bulkhead`]; to cut the tail of a slow service's latency, [`Hedge`].
+//! [`http`] classifies HTTP failures for a retry.
 //!
 //! Every policy counts its calls in the [`registry()`], and every retry, timeout, breaker transition,
 //! rejection, fallback and cache hit or miss is a [`tracing`] event with target `reliability`.
@@ -53,8 +54,8 @@ mod circuit_breaker;
 mod circuit_state;
 mod error;
 mod fallback;
-pub mod http;
 mod hedge;
+pub mod http;
 mod rate_limit;
 mod registry;
 mod retry;

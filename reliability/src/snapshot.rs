@@ -119,8 +119,8 @@ pub struct PolicyStats {
     pub retries: u64,
     /// Timeout: deadlines that expired.
     pub timeouts: u64,
-    /// Circuit breaker: calls rejected while open or while all trial slots were taken; retry: calls
-    /// that ended because a breaker below rejected them; rate limit and bulkhead: calls rejected
+    /// Circuit breaker: calls rejected while open or while all trial slots were taken; retry and
+    /// hedge: calls that ended because a breaker below rejected them; rate limit and bulkhead: calls rejected
     /// without running (load rejections).
     pub rejections: u64,
     /// Cache: calls answered from the cache.

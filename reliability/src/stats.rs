@@ -183,10 +183,12 @@ impl Stats {
     /// cache's `calls` is `hits + misses`.
     pub(crate) fn get(&self, field: Field) -> u64 {
         match (field, self.kind) {
-            (Field::Calls, PolicyKind::Retry | PolicyKind::Timeout | PolicyKind::Hedge) => Field::ENDS
-                .iter()
-                .map(|&end| self.sum(end))
-                .fold(0, u64::wrapping_add),
+            (Field::Calls, PolicyKind::Retry | PolicyKind::Timeout | PolicyKind::Hedge) => {
+                Field::ENDS
+                    .iter()
+                    .map(|&end| self.sum(end))
+                    .fold(0, u64::wrapping_add)
+            }
             (Field::Calls, PolicyKind::Cache) => [Field::Hits, Field::Misses, Field::Coalesced]
                 .iter()
                 .map(|&f| self.sum(f))

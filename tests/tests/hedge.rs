@@ -158,10 +158,7 @@ async fn a_first_attempt_that_answers_in_time_starts_no_hedge() {
     // Ready at once: no timer, no clock.
     assert_eq!(hedge.run(|| async { Ok::<_, ()>(7) }).await, Ok(7));
     let s = stats("hedge.in_time");
-    assert_eq!(
-        (s.calls, s.successes, s.hedges, s.hedges_won),
-        (2, 2, 0, 0)
-    );
+    assert_eq!((s.calls, s.successes, s.hedges, s.hedges_won), (2, 2, 0, 0));
 }
 
 #[tokio::test(start_paused = true)]
@@ -304,11 +301,18 @@ async fn a_rejection_by_a_breaker_below_is_not_hedged_again() {
     let attempt = |ctx: &'static StackCtx| {
         let (breaker, name, counts, runs) = (&breaker, &name, &counts, &runs);
         move || {
-            circuit_breaker(breaker, name, ctx, counts, std::convert::identity, async move {
-                runs.lock().unwrap().push(start.elapsed());
-                sleep(ms(1000)).await;
-                Ok::<_, Error>(start.elapsed())
-            })
+            circuit_breaker(
+                breaker,
+                name,
+                ctx,
+                counts,
+                std::convert::identity,
+                async move {
+                    runs.lock().unwrap().push(start.elapsed());
+                    sleep(ms(1000)).await;
+                    Ok::<_, Error>(start.elapsed())
+                },
+            )
         }
     };
 
@@ -336,4 +340,27 @@ async fn a_rejection_by_a_breaker_below_is_not_hedged_again() {
     assert_eq!(*runs.lock().unwrap(), [Duration::ZERO], "one run");
     let s = stats("hedge.under_breaker");
     assert_eq!((s.hedges, s.hedges_won, s.successes), (1, 0, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_call_drops_every_attempt_and_counts_no_outcome() {
+    let hedge = fixed("hedge.cancelled", ms(10), 2);
+    let script = Script::new(&[ok_after(ms(1000), 1)]);
+    let call = hedge.run(|| script.attempt());
+    fn send<T: Send>(t: T) -> T {
+        t
+    }
+    let out = tokio::time::timeout(ms(50), send(call)).await;
+    assert!(out.is_err(), "cut at 50 ms");
+    let traces = script.traces();
+    assert_eq!(script.starts(), [ms(0), ms(10), ms(20)]);
+    assert!(
+        traces.iter().all(|t| t.dropped == Some(ms(50))),
+        "{traces:?}"
+    );
+    let s = stats("hedge.cancelled");
+    assert_eq!(
+        (s.calls, s.successes, s.failures, s.hedges, s.hedges_won),
+        (1, 0, 0, 2, 0)
+    );
 }

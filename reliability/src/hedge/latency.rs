@@ -149,7 +149,10 @@ impl Latencies {
         let epoch = self.epoch.load(Ordering::Acquire);
         let window = &self.windows[(epoch & 1) as usize];
         window.counts[index(micros)].fetch_add(1, Ordering::Relaxed);
-        let total = window.total.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        let total = window
+            .total
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
         self.since.fetch_add(1, Ordering::Relaxed);
         let full = total >= WINDOW_SAMPLES;
         if full
@@ -243,7 +246,10 @@ mod tests {
             assert!(i >= previous, "buckets follow the latencies");
             previous = i;
             let (m, v) = (middle(i) as f64, micros as f64);
-            assert!((m - v).abs() <= v / 32.0, "{micros} µs: bucket {i} says {m}");
+            assert!(
+                (m - v).abs() <= v / 32.0,
+                "{micros} µs: bucket {i} says {m}"
+            );
         }
         // Exact below 16 µs.
         for micros in 0..16 {
