@@ -364,3 +364,71 @@ async fn a_cancelled_call_drops_every_attempt_and_counts_no_outcome() {
         (1, 0, 0, 2, 0)
     );
 }
+
+/// What `#[hedge(after = "100ms")]` over `#[timeout(secs = 1)]` expands into, written by hand: the
+/// slot is a `static`, each attempt borrows the arguments and clones the owned ones, and the
+/// function keeps its signature (and stays `Send`).
+mod expansion {
+    use std::time::Duration;
+
+    use reliability::__private::{
+        HedgeAfter, HedgeSlot, IsResult, StackCtx, TimeoutSlot, always, clone_arg, default_name,
+        hedge, predicate, stack, timeout,
+    };
+    use tokio::time::{Instant, sleep};
+
+    use super::{ms, stats};
+
+    type Out = Result<String, reliability::Error>;
+
+    pub(super) async fn ask(query: String, slow_first: bool) -> Out {
+        static HEDGE: HedgeSlot = HedgeSlot::new(HedgeAfter::Fixed(Duration::from_millis(100)), 1);
+        static TIMEOUT: TimeoutSlot = TimeoutSlot::new(Duration::from_secs(1));
+        fn __reliability_site() {}
+        let name = || default_name(std::any::type_name_of_val(&__reliability_site), None, &[]);
+        let instance: &'static str = "";
+        let ctx = StackCtx::new();
+        let when = predicate::<<Out as IsResult>::Err, _>(always);
+        let attempts = std::sync::atomic::AtomicU32::new(0);
+        hedge(HEDGE.get(instance, &name), &ctx, &when, || {
+            timeout(
+                TIMEOUT.get(instance, &name),
+                &ctx,
+                <<Out as IsResult>::Err as From<reliability::Error>>::from,
+                stack::<Out, _>(async {
+                    let query = clone_arg(&query);
+                    let n = attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    // The first attempt hangs: the timeout below would end it at 1 s.
+                    if slow_first && n == 0 {
+                        sleep(Duration::from_secs(10)).await;
+                    }
+                    sleep(ms(20)).await;
+                    Ok(format!("{query} #{n}"))
+                }),
+            )
+        })
+        .await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_annotated_function_hedges_through_the_layers_below() {
+        fn send<T: Send>(t: T) -> T {
+            t
+        }
+        let start = Instant::now();
+        let answer = send(ask("rust".into(), true)).await.unwrap();
+        assert_eq!(answer, "rust #1");
+        assert_eq!(start.elapsed(), ms(120));
+        assert_eq!(ask("fast".into(), false).await.unwrap(), "fast #0");
+        let name = "hedge::expansion::ask";
+        let s = stats(name);
+        assert_eq!((s.calls, s.successes, s.hedges, s.hedges_won), (2, 2, 1, 1));
+        // The timeout below saw three attempts: two answered, one dropped by the hedge.
+        let t = reliability::registry()
+            .snapshot()
+            .timeout(name)
+            .cloned()
+            .unwrap();
+        assert_eq!((t.calls, t.successes, t.timeouts), (3, 2, 0));
+    }
+}
