@@ -118,7 +118,8 @@ impl HedgeBuilder {
 /// no other attempt: the rejection is returned when no other attempt is running.
 ///
 /// Every attempt is polled by the caller's task, in place: nothing is spawned, and a call whose
-/// first attempt answers before the delay allocates nothing. The future holds room for six
+/// first attempt answers before the delay allocates nothing. The delay is a `tokio::time` timer, so
+/// an attempt starts on the first millisecond tick at or after it. The future holds room for six
 /// attempts. Only hedge calls that are safe to make twice (idempotent reads, retriable requests).
 ///
 /// A percentile hedge records the latency of each attempt that answers `Ok`, and for an attempt
