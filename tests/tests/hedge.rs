@@ -289,21 +289,21 @@ async fn a_percentile_hedge_waits_for_twenty_latencies_then_hedges_at_the_percen
 /// rejection is returned once no other attempt is running.
 #[tokio::test(start_paused = true)]
 async fn a_rejection_by_a_breaker_below_is_not_hedged_again() {
-    use reliability::__private::{StackCtx, circuit_breaker, hedge};
+    use reliability::__private::{Site, StackCtx, circuit_breaker, hedge};
 
     let breaker = CircuitBreaker::builder("hedge.breaker").build().unwrap();
-    let name = || "hedge.breaker.fn".to_owned();
+    let site = Site::function("hedge.breaker.fn", "");
     let counts = |_: &Error| true;
     let when = |_: &Error| true;
     let runs = Mutex::new(Vec::new());
     let start = Instant::now();
     // Each attempt goes through the breaker; a run takes 1 s.
     let attempt = |ctx: &'static StackCtx| {
-        let (breaker, name, counts, runs) = (&breaker, &name, &counts, &runs);
+        let (breaker, site, counts, runs) = (&breaker, &site, &counts, &runs);
         move || {
             circuit_breaker(
                 breaker,
-                name,
+                site,
                 ctx,
                 counts,
                 std::convert::identity,
@@ -372,8 +372,8 @@ mod expansion {
     use std::time::Duration;
 
     use reliability::__private::{
-        HedgeAfter, HedgeSlot, IsResult, StackCtx, TimeoutSlot, always, clone_arg, default_name,
-        hedge, predicate, stack, timeout,
+        HedgeAfter, HedgeSlot, IsResult, Site, StackCtx, TimeoutSlot, always, clone_arg, hedge,
+        predicate, stack, timeout,
     };
     use tokio::time::{Instant, sleep};
 
@@ -385,14 +385,13 @@ mod expansion {
         static HEDGE: HedgeSlot = HedgeSlot::new(HedgeAfter::Fixed(Duration::from_millis(100)), 1);
         static TIMEOUT: TimeoutSlot = TimeoutSlot::new(Duration::from_secs(1));
         fn __reliability_site() {}
-        let name = || default_name(std::any::type_name_of_val(&__reliability_site), None, &[]);
-        let instance: &'static str = "";
+        let site = Site::function(std::any::type_name_of_val(&__reliability_site), "");
         let ctx = StackCtx::new();
         let when = predicate::<<Out as IsResult>::Err, _>(always);
         let attempts = std::sync::atomic::AtomicU32::new(0);
-        hedge(HEDGE.get(instance, &name), &ctx, &when, || {
+        hedge(HEDGE.get(&site), &ctx, &when, || {
             timeout(
-                TIMEOUT.get(instance, &name),
+                TIMEOUT.get(&site),
                 &ctx,
                 <<Out as IsResult>::Err as From<reliability::Error>>::from,
                 stack::<Out, _>(async {

@@ -11,7 +11,7 @@
 
 use std::future::Future;
 
-use crate::__private::{NameFn, StackCtx};
+use crate::__private::{Site, StackCtx};
 use crate::hedge::{Hedge, HedgeConfig};
 use crate::slot::Slot;
 
@@ -33,14 +33,14 @@ impl HedgeSlot {
         }
     }
 
-    /// The hedge of this instantiation, registered under `default_name()` on first use; its
+    /// The hedge of this instantiation, registered under the site's name on first use; its
     /// latencies are this instantiation's.
     #[inline]
-    pub fn get(&self, instance: &'static str, default_name: NameFn<'_>) -> &'static Hedge {
+    pub fn get(&self, site: &Site) -> &'static Hedge {
         self.slot.get(
-            instance,
+            site.instance(),
             |_| true,
-            || Hedge::checked(&default_name(), self.config),
+            || Hedge::checked(&site.name(), self.config),
         )
     }
 }
