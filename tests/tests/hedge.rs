@@ -409,6 +409,69 @@ mod expansion {
         .await
     }
 
+    /// The attempt numbers of the `tracing` events of the timeout below ("call timed out").
+    #[derive(Clone, Default)]
+    struct TimedOut(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    /// An event's message and `attempt` field.
+    #[derive(Default)]
+    struct Fields {
+        message: String,
+        attempt: Option<String>,
+    }
+
+    impl tracing::field::Visit for Fields {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            match field.name() {
+                "message" => self.message = format!("{value:?}"),
+                "attempt" => self.attempt = Some(format!("{value:?}")),
+                _ => {}
+            }
+        }
+    }
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for TimedOut {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            let mut fields = Fields::default();
+            event.record(&mut fields);
+            if event.metadata().target() == "reliability" && fields.message == "call timed out" {
+                self.0.lock().unwrap().extend(fields.attempt);
+            }
+        }
+    }
+
+    /// Attempts running at once each see their own number in the layers below: the timeout of
+    /// attempt k reports attempt k.
+    #[tokio::test(start_paused = true)]
+    async fn each_attempt_has_its_number_in_the_layers_below() {
+        use tracing_subscriber::layer::SubscriberExt;
+
+        static HEDGE: HedgeSlot = HedgeSlot::new(HedgeAfter::Fixed(Duration::from_millis(10)), 2);
+        static TIMEOUT: TimeoutSlot = TimeoutSlot::new(Duration::from_millis(50));
+        let site = Site::function("hedge.numbers", "");
+        let recorder = TimedOut::default();
+        let _guard =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(recorder.clone()));
+        let ctx = StackCtx::new();
+        let when = predicate::<reliability::Error, _>(always);
+        let out: Out = hedge(HEDGE.get(&site), &ctx, &when, || {
+            timeout(
+                TIMEOUT.get(&site),
+                &ctx,
+                std::convert::identity,
+                std::future::pending(),
+            )
+        })
+        .await;
+        assert!(out.unwrap_err().is_timeout());
+        // Attempts start at 0, 10 and 20 ms and time out at 50, 60 and 70 ms: the last is returned.
+        assert_eq!(*recorder.0.lock().unwrap(), ["1", "2", "3"]);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn an_annotated_function_hedges_through_the_layers_below() {
         fn send<T: Send>(t: T) -> T {
