@@ -26,6 +26,7 @@ pub use crate::fallback::expand::{
     Chain, FallbackCall, FallbackSlot, Fallible, LastFallback, fallback_call, fallible,
     last_fallback,
 };
+pub use crate::hedge::expand::{HedgeAfter, HedgeSlot, hedge};
 pub use crate::rate_limit::expand::{Cost, RateLimitSlot, cost, rate_limit};
 pub use crate::retry::expand::{Decision, RetryLoop, RetrySlot};
 pub use crate::timeout::expand::{TimeoutSlot, timeout};

@@ -63,6 +63,11 @@ impl Snapshot {
     pub fn bulkhead(&self, name: &str) -> Option<&PolicyStats> {
         self.get(PolicyKind::Bulkhead, name)
     }
+
+    /// The hedge named `name`.
+    pub fn hedge(&self, name: &str) -> Option<&PolicyStats> {
+        self.get(PolicyKind::Hedge, name)
+    }
 }
 
 /// Prints one line per policy with its non-zero counters.
@@ -86,6 +91,7 @@ impl fmt::Display for Snapshot {
 /// | cached | `hits + misses + coalesced` | runs of the layer below that returned `Ok` (stored, or not stored because a fallback below served it) | runs of the layer below that failed | `hits`: answered from a stored entry; `misses`: ran the layer below; `coalesced`: received the value of a concurrent run of the same key |
 /// | rate_limit | calls that asked for permits | — | — | `waited`: calls that waited for permits (admitted or not); `rejections`: calls that got none in time (load rejections) |
 /// | bulkhead | calls that asked for a slot | — | — | `waited`: calls that queued for a slot (admitted or not); `rejections`: calls rejected (queue full, or no slot within `wait`) |
+/// | hedge | calls of the layer | an attempt's `Ok` | final `Err` (every attempt failed, an error `when` rejects, or a breaker below rejected the last one running) | `hedges`: extra attempts started (by time or after a failure); `hedges_won`: calls answered by an extra attempt; `rejections`: calls ended by an open breaker below |
 ///
 /// A rate limiter or bulkhead admits or rejects; it does not see how the call it admitted ends,
 /// so its `successes` and `failures` stay zero: `calls - rejections` calls were admitted, less any
@@ -102,7 +108,7 @@ pub struct PolicyStats {
     pub kind: PolicyKind,
     /// Its registry name.
     pub name: String,
-    /// Calls that reached the policy. Retry and timeout count a call when it ends (cancelled calls
+    /// Calls that reached the policy. Retry, timeout and hedge count a call when it ends (cancelled calls
     /// included), so a call still running is not in their `calls` yet.
     pub calls: u64,
     /// Calls that ended in success at this layer.
@@ -113,8 +119,8 @@ pub struct PolicyStats {
     pub retries: u64,
     /// Timeout: deadlines that expired.
     pub timeouts: u64,
-    /// Circuit breaker: calls rejected while open or while all trial slots were taken; retry: calls
-    /// that ended because a breaker below rejected them; rate limit and bulkhead: calls rejected
+    /// Circuit breaker: calls rejected while open or while all trial slots were taken; retry and
+    /// hedge: calls that ended because a breaker below rejected them; rate limit and bulkhead: calls rejected
     /// without running (load rejections).
     pub rejections: u64,
     /// Cache: calls answered from the cache.
@@ -138,6 +144,10 @@ pub struct PolicyStats {
     pub budget_exhausted: u64,
     /// Retry: calls that gave up because the next attempt would start past the deadline.
     pub deadline_exceeded: u64,
+    /// Hedge: extra attempts started, after the delay or after a failed attempt.
+    pub hedges: u64,
+    /// Hedge: calls answered by an extra attempt (not the first).
+    pub hedges_won: u64,
     /// Fallback: `(target, calls it served)` for each target, in declaration order.
     pub fallbacks: Vec<(String, u64)>,
     /// Circuit breaker: its state when the snapshot was taken.
@@ -181,6 +191,8 @@ impl fmt::Display for PolicyStats {
             ("waited", self.waited),
             ("budget_exhausted", self.budget_exhausted),
             ("deadline_exceeded", self.deadline_exceeded),
+            ("hedges", self.hedges),
+            ("hedges_won", self.hedges_won),
         ];
         for (label, value) in fields {
             if value != 0 {
