@@ -1,8 +1,10 @@
 //! The reliability ladder, measured: the same flaky OpenAI-compatible service and the same request
-//! stream through each rung (bare call, + retry, + timeout, + fallback, + cache, + circuit breaker).
+//! stream through each rung (bare call, + retry, + timeout, + fallback, + cache, + circuit breaker);
+//! then the service with a quota per API key, and the client under it (retry with backoff,
+//! + Retry-After, + a client-side rate limit, + a retry budget).
 //!
 //! ```text
-//! cargo run --example llm_gateway                          # embedded flaky service, ~35 s
+//! cargo run --example llm_gateway                          # embedded flaky service, ~60 s
 //! cargo run --example llm_gateway -- --plot ladder.svg     # and a chart over time
 //! cargo run --example llm_gateway -- --help
 //! ```

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use backon::Retryable;
 use benches::{
-    Attempts, BenchError, BenchResult, HandBreaker, alt, down, failsafe_breaker, flaky, hand_retry,
-    recloser_breaker, runtime, slow, work,
+    Attempts, BenchError, BenchResult, HandBreaker, HedgeAll, alt, down, failsafe_breaker, flaky,
+    hand_retry, recloser_breaker, runtime, slow, work,
 };
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
@@ -402,6 +402,50 @@ fn cache_group(c: &mut Criterion, rt: &Runtime) {
     g.finish();
 }
 
+// ---------------------------------------------------------------------------------------------
+// hedge
+
+/// A hedge whose first attempt answers at once: no other attempt starts. `Retry` on the same body
+/// is the cost of a policy that only looks at the outcome; tower's hedge (a p95 over a rotating
+/// HdrHistogram behind a mutex) does the same job as ours at a percentile.
+fn hedge_group(c: &mut Criterion, rt: &Runtime) {
+    let retry = reliability::Retry::new("bench.hedge.retry", reliability::RetryPolicy::DEFAULT);
+    let fixed = reliability::Hedge::builder("bench.hedge.fixed", Duration::from_millis(100))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let p95 =
+        reliability::Hedge::builder("bench.hedge.p95", reliability::HedgeAfter::Percentile(95.0))
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+    let mut tower_hedge = tower::hedge::Hedge::new(
+        tower::service_fn(work),
+        HedgeAll,
+        20,
+        0.95,
+        Duration::from_secs(10),
+    );
+
+    let mut g = c.benchmark_group("hedge/ready");
+    bench(&mut g, rt, "floor", work);
+    bench(&mut g, rt, "Retry::run", |x| retry.run(move || work(x)));
+    bench(&mut g, rt, "ours (Hedge::run, 100 ms)", |x| {
+        fixed.run(move || work(x))
+    });
+    bench(&mut g, rt, "ours (Hedge::run, p95)", |x| {
+        p95.run(move || work(x))
+    });
+    // Not `Clone`: one service, made ready (at once: `service_fn`) before each call.
+    bench(&mut g, rt, "tower hedge (p95)", |x| {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match tower_hedge.poll_ready(&mut cx) {
+            std::task::Poll::Ready(Ok(())) => {}
+            _ => panic!("tower's hedge over a `service_fn` is ready at once"),
+        }
+        tower_hedge.call(x)
+    });
+    g.finish();
+}
+
 fn all(c: &mut Criterion) {
     let rt = runtime();
     retry_group(c, &rt);
@@ -410,6 +454,7 @@ fn all(c: &mut Criterion) {
     fallback_group(c, &rt);
     stack_group(c, &rt);
     cache_group(c, &rt);
+    hedge_group(c, &rt);
 }
 
 criterion_group!(overhead, all);

@@ -199,6 +199,20 @@ impl<E> tower::retry::Policy<u64, u64, E> for Attempts {
     }
 }
 
+/// tower's hedge policy for the benchmarks: every request may be hedged.
+#[derive(Debug, Clone, Copy)]
+pub struct HedgeAll;
+
+impl tower::hedge::Policy<u64> for HedgeAll {
+    fn clone_request(&self, req: &u64) -> Option<u64> {
+        Some(*req)
+    }
+
+    fn can_retry(&self, _req: &u64) -> bool {
+        true
+    }
+}
+
 /// A current-thread tokio runtime with the timer on, as each benchmark thread uses.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

@@ -1,46 +1,40 @@
-//! The entry point shared by the five attributes: take the stack off the function, validate it as
+//! The entry point shared by the attributes: take the whole stack off the function, validate it as
 //! one unit, expand it.
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
+use syn::Item;
+use syn::parse::Parser;
 use syn::spanned::Spanned;
-use syn::{Item, ItemFn};
 
-use crate::config::{self, Layer};
-use crate::item;
+use crate::attrs::{self, Config};
+use crate::item::{self, ItemFn};
 use crate::kind::Kind;
-use crate::options::{self, Errors};
-use crate::stack::{self, Written};
+use crate::options::{self, Errors, at};
+use crate::siblings::{self, Sibling};
 
 /// Expands `#[kind(args)]` on `item`, together with every other attribute of ours below it.
 pub(crate) fn attribute(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
-    let mut errors = Errors::default();
-    let mut parsed: Item = match syn::parse2(item.clone()) {
-        Ok(parsed) => parsed,
-        Err(_) => {
-            let error = syn::Error::new(
-                Span::call_site(),
-                format!("`#[{kind}]` applies to an `async fn` with a body"),
-            );
+    if !item::starts_fn.parse2(item.clone()).unwrap_or(false) {
+        return not_a_function(kind, item);
+    }
+    let mut function: ItemFn = match syn::parse2(item.clone()) {
+        Ok(function) => function,
+        // The signature (or the braces of the body) does not parse: syn's own error, where it is,
+        // and the item back as it was, so the compiler reports the rest.
+        Err(error) => {
             let error = error.to_compile_error();
             return quote!(#error #item);
         }
     };
-    let Item::Fn(function) = &mut parsed else {
-        let what = describe(&parsed);
-        let message = format!("`#[{kind}]` applies to an `async fn`, not to {what}");
-        let error = syn::Error::new(item_span(&parsed), message).to_compile_error();
-        strip(&mut parsed);
-        return quote!(#error #parsed);
-    };
-    let mut written = vec![Written {
+    let mut errors = Errors::default();
+    let mut written = vec![Sibling {
         kind,
         path: None,
         args,
         span: Span::call_site(),
     }];
-    written.extend(stack::take_siblings(&mut function.attrs, &mut errors));
-    let mut function: ItemFn = function.clone();
+    written.extend(siblings::take(&mut function.attrs, &mut errors));
     // The attributes taken off the function are never expanded, so their imports would be reported
     // unused: name each once.
     let uses: TokenStream = written
@@ -48,27 +42,70 @@ pub(crate) fn attribute(kind: Kind, args: TokenStream, item: TokenStream) -> Tok
         .filter_map(|w| w.path.as_ref())
         .map(|path| quote!(#[allow(unused_imports)] use #path as _;))
         .collect();
-    match build(&written, function.clone(), uses.clone(), &mut errors) {
-        Some(expanded) if errors.peek().is_none() => expanded,
+    let unexpanded = quote_fn(&function, &uses);
+    match build(&written, function, uses, &mut errors) {
+        Some(expanded) if !errors.any() => expanded,
         _ => {
-            let error = errors.finish().err().map(|e| e.to_compile_error());
+            let error = errors.into_error().map(|e| e.to_compile_error());
             // The function without our attributes, so the user sees these errors and no cascade.
-            if let Ok(block) = syn::parse2::<syn::Block>(quote!({ #uses })) {
-                function.block.stmts.splice(0..0, block.stmts);
-            }
-            quote!(#error #function)
+            quote!(#error #unexpanded)
+        }
+    }
+}
+
+/// The function as written, without our attributes.
+fn quote_fn(function: &ItemFn, uses: &TokenStream) -> TokenStream {
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        inner_attrs,
+        body,
+        braces,
+    } = function;
+    let body = crate::expand::braced(
+        *braces,
+        quote! {
+            #(#inner_attrs)*
+            #uses
+            #body
+        },
+    );
+    quote! {
+        #(#attrs)*
+        #vis #sig #body
+    }
+}
+
+/// An attribute on an item that is not a function: one error, and the item without our attributes.
+fn not_a_function(kind: Kind, item: TokenStream) -> TokenStream {
+    match syn::parse2::<Item>(item.clone()) {
+        Ok(mut parsed) => {
+            let what = describe(&parsed);
+            let message = format!("`#[{kind}]` applies to an `async fn`, not to {what}");
+            let error = syn::Error::new(item_span(&parsed), message).to_compile_error();
+            strip(&mut parsed);
+            quote!(#error #parsed)
+        }
+        Err(_) => {
+            let error = syn::Error::new(
+                Span::call_site(),
+                format!("`#[{kind}]` applies to an `async fn` with a body"),
+            )
+            .to_compile_error();
+            quote!(#error #item)
         }
     }
 }
 
 fn build(
-    written: &[Written],
+    written: &[Sibling],
     function: ItemFn,
     uses: TokenStream,
     errors: &mut Errors,
 ) -> Option<TokenStream> {
     let fn_name = function.sig.ident.to_string();
-    let mut layers: Vec<Layer> = Vec::new();
+    let mut configs: Vec<Config> = Vec::new();
     for (index, attribute) in written.iter().enumerate() {
         if written[..index]
             .iter()
@@ -84,10 +121,11 @@ fn build(
             continue;
         }
         let opts = options::parse(attribute.kind, attribute.args.clone(), errors);
-        if let Some(layer) = config::layer(attribute.kind, &opts, attribute.span, errors) {
-            layers.push(layer);
+        if let Some(config) = attrs::config(attribute.kind, &opts, attribute.span, errors) {
+            configs.push(config);
         }
     }
+    check_stack(&configs, errors);
     let first = written.first().map_or(Kind::Retry, |w| w.kind);
     if function.sig.asyncness.is_none() {
         let blame = function.sig.fn_token.span();
@@ -108,40 +146,72 @@ fn build(
             "variadic functions are not supported",
         ));
     }
-    let needs_result: Vec<Kind> = written
-        .iter()
-        .map(|w| w.kind)
-        .filter(|k| *k != Kind::Cached)
-        .collect();
-    if let (Some(needs), syn::ReturnType::Default) = (needs_result.first(), &function.sig.output) {
-        errors.push(syn::Error::new(
+    let needs_result = written.iter().find(|w| w.kind.spec().needs_result);
+    match (needs_result, &function.sig.output) {
+        (Some(needs), syn::ReturnType::Default) => errors.push(syn::Error::new(
             function.sig.ident.span(),
             format!(
-                "`#[{needs}]` needs a function returning `Result<T, E>`; `{fn_name}` returns `()`"
+                "`#[{}]` needs a function returning `Result<T, E>`; `{fn_name}` returns `()`",
+                needs.kind
             ),
-        ));
+        )),
+        (Some(needs), syn::ReturnType::Type(_, ty)) if !item::spelled_as_result(ty) => {
+            let shown = quote!(#ty).to_string().replace(' ', "");
+            errors.push(syn::Error::new_spanned(
+                ty,
+                format!(
+                    "`#[{}]` needs a function returning `Result<T, E>`, not `{shown}` \
+                     (an alias of `Result` must have a name ending in `Result`)",
+                    needs.kind
+                ),
+            ));
+        }
+        _ => {}
     }
-    if let (Some(needs), syn::ReturnType::Type(_, ty)) =
-        (needs_result.first(), &function.sig.output)
-        && !item::spelled_as_result(ty)
-    {
-        let shown = quote!(#ty).to_string().replace(' ', "");
-        errors.push(syn::Error::new_spanned(
-            ty,
-            format!(
-                "`#[{needs}]` needs a function returning `Result<T, E>`, not `{shown}` \
-                     (an alias of `Result` must have a name ending in `Result`)"
-            ),
-        ));
-    }
-    let reuses_args = written
-        .iter()
-        .any(|w| matches!(w.kind, Kind::Retry | Kind::Fallback));
-    let function = errors.take(item::analyze(function, reuses_args))?;
-    if errors.peek().is_some() {
+    let reuses_args = written.iter().any(|w| w.kind.spec().reuses_args);
+    let function = errors.value(item::analyze(function, reuses_args))?;
+    if errors.any() {
         return None;
     }
-    Some(crate::expand::expand(function, layers, uses))
+    Some(crate::expand::expand(function, configs, uses))
+}
+
+/// Stacks that cannot work as written: a wait for a permit or a slot that a timeout above always
+/// cuts short.
+fn check_stack(configs: &[Config], errors: &mut Errors) {
+    let mut timeout_above: Option<u64> = None;
+    for config in configs {
+        let wait = match config {
+            Config::Timeout(t) => {
+                timeout_above = Some(timeout_above.map_or(t.nanos, |d| d.min(t.nanos)));
+                None
+            }
+            Config::Retry(_) => {
+                // Each attempt starts afresh below a retry; a timeout above the retry bounds them
+                // all, which a long wait may well be meant to fit in.
+                None
+            }
+            Config::RateLimit(r) => Some(&r.wait),
+            Config::Bulkhead(b) => Some(&b.wait),
+            _ => None,
+        };
+        if let (Some((wait, Some(expr))), Some(deadline)) = (wait, timeout_above)
+            && *wait >= deadline
+        {
+            errors.push(at(
+                expr,
+                format!(
+                    "this `wait` is not shorter than the `#[timeout]` above it ({}), which would always end the wait first; make the wait shorter, or put the timeout below this attribute (the recommended order: the timeout last, bounding each attempt)",
+                    show(deadline)
+                ),
+            ));
+        }
+    }
+}
+
+/// A duration in nanoseconds, for messages.
+fn show(nanos: u64) -> String {
+    format!("{:?}", std::time::Duration::from_nanos(nanos))
 }
 
 /// Removes our attributes from an item they cannot apply to, so each reports only once.
@@ -159,7 +229,7 @@ fn strip(item: &mut Item) {
         Item::Use(i) => &mut i.attrs,
         _ => return,
     };
-    attrs.retain(|attr| stack::kind_of(attr).is_none());
+    attrs.retain(|attr| siblings::kind_of(attr).is_none());
 }
 
 fn describe(item: &Item) -> &'static str {

@@ -1,10 +1,62 @@
-//! The annotated function: what the attributes need to know about its signature.
+//! The annotated function: what the attributes need to know about its signature. Only the
+//! attributes, visibility and signature are parsed; the body is kept as tokens, untouched (as
+//! tokio's and tracing's macros do), so a body that does not parse yet (being typed in an editor)
+//! gets the compiler's own errors, and the attributes still expand.
 
-use proc_macro2::Span;
+use proc_macro2::{Span, TokenStream};
 use quote::format_ident;
+use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::visit::Visit;
-use syn::{FnArg, Ident, ItemFn, Pat, PatIdent, ReturnType, Type};
+use syn::{Attribute, FnArg, Ident, Pat, PatIdent, ReturnType, Signature, Type, Visibility};
+
+/// A function as written: parsed up to its body, which stays tokens.
+pub(crate) struct ItemFn {
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) vis: Visibility,
+    pub(crate) sig: Signature,
+    /// The body's inner attributes (`#![allow(...)]`), which go at the top of the expanded body.
+    pub(crate) inner_attrs: Vec<Attribute>,
+    /// The body, inside its braces.
+    pub(crate) body: TokenStream,
+    /// The user's braces: the expanded body keeps them, so the item's span is the user's and lints
+    /// (`dead_code`) report on the function as they would without the attributes.
+    pub(crate) braces: Span,
+}
+
+/// Whether `input` starts a function signature (after attributes and visibility). Consumes the
+/// input (call it on a copy of the tokens).
+pub(crate) fn starts_fn(input: ParseStream<'_>) -> syn::Result<bool> {
+    let _ = input.call(Attribute::parse_outer);
+    let _ = input.parse::<Visibility>();
+    let starts = input.peek(syn::Token![fn])
+        || input.peek(syn::Token![async])
+        || (input.peek(syn::Token![const]) && !input.peek2(syn::Ident))
+        || input.peek(syn::Token![unsafe])
+        || input.peek(syn::Token![extern]);
+    let _: TokenStream = input.parse()?;
+    Ok(starts)
+}
+
+impl Parse for ItemFn {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis: Visibility = input.parse()?;
+        let sig: Signature = input.parse()?;
+        let content;
+        let braces = syn::braced!(content in input);
+        let inner_attrs = content.call(Attribute::parse_inner)?;
+        let body: TokenStream = content.parse()?;
+        Ok(ItemFn {
+            attrs,
+            vis,
+            sig,
+            inner_attrs,
+            body,
+            braces: braces.span.join(),
+        })
+    }
+}
 
 /// How an argument is passed, which decides how it is handed to a second call.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -41,7 +93,12 @@ pub(crate) enum Receiver {
 }
 
 pub(crate) struct Function {
-    pub(crate) item: ItemFn,
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) vis: Visibility,
+    pub(crate) sig: Signature,
+    pub(crate) inner_attrs: Vec<Attribute>,
+    pub(crate) body: TokenStream,
+    pub(crate) braces: Span,
     pub(crate) args: Vec<Arg>,
     pub(crate) receiver: Receiver,
     /// The declared return type, `()` when there is none.
@@ -50,9 +107,9 @@ pub(crate) struct Function {
 
 impl Function {
     pub(crate) fn ret_span(&self) -> Span {
-        match &self.item.sig.output {
+        match &self.sig.output {
             ReturnType::Type(_, ty) => ty.span(),
-            ReturnType::Default => self.item.sig.ident.span(),
+            ReturnType::Default => self.sig.ident.span(),
         }
     }
 }
@@ -151,7 +208,12 @@ pub(crate) fn analyze(mut item: ItemFn, reuses_args: bool) -> syn::Result<Functi
         ));
     }
     Ok(Function {
-        item,
+        attrs: item.attrs,
+        vis: item.vis,
+        sig: item.sig,
+        inner_attrs: item.inner_attrs,
+        body: item.body,
+        braces: item.braces,
         args,
         receiver,
         ret,

@@ -4,7 +4,7 @@
 //! Each attribute is a one-line shim into `entry::attribute`, which works on `proc_macro2` tokens
 //! so that it can be tested without a compiler.
 
-mod config;
+mod attrs;
 mod duration;
 mod entry;
 mod expand;
@@ -13,7 +13,7 @@ mod kind;
 mod options;
 #[cfg(test)]
 mod proptests;
-mod stack;
+mod siblings;
 mod suggest;
 
 use proc_macro::TokenStream;
@@ -41,11 +41,23 @@ pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
 #[doc = include_str!("../docs/cached.md")]
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
-    entry::attribute(Kind::Cached, args.into(), item.into()).into()
+    entry::attribute(Kind::Cache, args.into(), item.into()).into()
 }
 
 #[doc = include_str!("../docs/fallback.md")]
 #[proc_macro_attribute]
 pub fn fallback(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::attribute(Kind::Fallback, args.into(), item.into()).into()
+}
+
+#[doc = include_str!("../docs/rate_limit.md")]
+#[proc_macro_attribute]
+pub fn rate_limit(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry::attribute(Kind::RateLimit, args.into(), item.into()).into()
+}
+
+#[doc = include_str!("../docs/bulkhead.md")]
+#[proc_macro_attribute]
+pub fn bulkhead(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry::attribute(Kind::Bulkhead, args.into(), item.into()).into()
 }

@@ -22,22 +22,32 @@ impl Errors {
         }
     }
 
-    pub(crate) fn take<T>(&mut self, result: syn::Result<T>) -> Option<T> {
+    /// The value of `result`, or `None` with its error recorded.
+    pub(crate) fn value<T>(&mut self, result: syn::Result<T>) -> Option<T> {
         result.map_err(|e| self.push(e)).ok()
     }
 
-    pub(crate) fn peek(&self) -> Option<&syn::Error> {
-        self.0.as_ref()
+    /// Whether any error was recorded.
+    pub(crate) fn any(&self) -> bool {
+        self.0.is_some()
     }
 
-    pub(crate) fn finish(self) -> syn::Result<()> {
-        self.0.map_or(Ok(()), Err)
+    /// How many errors were recorded.
+    pub(crate) fn count(&self) -> usize {
+        self.0.as_ref().map_or(0, |e| e.into_iter().count())
+    }
+
+    /// Every error recorded, as one.
+    pub(crate) fn into_error(self) -> Option<syn::Error> {
+        self.0
     }
 }
 
 /// The options of one attribute, in the order written.
 pub(crate) struct Options {
     pub(crate) values: Vec<(Ident, Expr)>,
+    /// Options written without a value: flags such as `shared`.
+    pub(crate) flags: Vec<Ident>,
     /// Bare paths: the targets of `#[fallback(a, b)]`.
     pub(crate) paths: Vec<Path>,
 }
@@ -52,6 +62,11 @@ impl Options {
     pub(crate) fn key(&self, key: &str) -> Option<&Ident> {
         self.values.iter().find(|(k, _)| k == key).map(|(k, _)| k)
     }
+
+    /// Whether the flag `key` (an option written without a value, e.g. `shared`) is given.
+    pub(crate) fn flag(&self, key: &str) -> bool {
+        self.flags.iter().any(|k| k == key)
+    }
 }
 
 /// Parses `tokens` (the inside of `#[kind(...)]`), reporting unknown keys with a suggestion and
@@ -59,6 +74,7 @@ impl Options {
 pub(crate) fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Options {
     let mut options = Options {
         values: Vec::new(),
+        flags: Vec::new(),
         paths: Vec::new(),
     };
     let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens) {
@@ -81,8 +97,15 @@ pub(crate) fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Opt
                     ));
                     continue;
                 };
-                if !kind.options().contains(&key.to_string().as_str()) {
+                let Some(option) = kind.option(&key.to_string()) else {
                     errors.push(unknown_option(kind, &key));
+                    continue;
+                };
+                if option.flag {
+                    errors.push(syn::Error::new_spanned(
+                        &nv,
+                        format!("`{key}` is a flag: write `{key}` alone, without `= ...`"),
+                    ));
                     continue;
                 }
                 if options.key(&key.to_string()).is_some() {
@@ -94,9 +117,27 @@ pub(crate) fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Opt
                 }
                 options.values.push((key, nv.value));
             }
+            Meta::Path(path)
+                if path
+                    .get_ident()
+                    .and_then(|key| kind.option(&key.to_string()))
+                    .is_some_and(|o| o.flag) =>
+            {
+                let key = path.get_ident().cloned();
+                if let Some(key) = key {
+                    if options.flag(&key.to_string()) {
+                        errors.push(syn::Error::new_spanned(
+                            &key,
+                            format!("`{key}` is given twice in `#[{kind}]`; remove this one"),
+                        ));
+                    } else {
+                        options.flags.push(key);
+                    }
+                }
+            }
             Meta::Path(path) if kind == Kind::Fallback => options.paths.push(path),
             Meta::Path(path) => match path.get_ident() {
-                Some(key) if kind.options().contains(&key.to_string().as_str()) => {
+                Some(key) if kind.option(&key.to_string()).is_some() => {
                     errors.push(syn::Error::new_spanned(
                         key,
                         format!(
@@ -131,14 +172,14 @@ pub(crate) fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Opt
 
 fn unknown_option(kind: Kind, key: &Ident) -> syn::Error {
     let options = kind.options();
-    let message = match did_you_mean(&key.to_string(), options, kind.aliases()) {
+    let message = match did_you_mean(&key.to_string(), &options, &kind.aliases()) {
         Some(suggestion) => format!(
             "unknown option `{key}` for `#[{kind}]`; did you mean `{suggestion}`? (options: {})",
-            list(options)
+            list(&options)
         ),
         None => format!(
             "unknown option `{key}` for `#[{kind}]`; the options are {}",
-            list(options)
+            list(&options)
         ),
     };
     syn::Error::new_spanned(key, message)
@@ -231,14 +272,15 @@ pub(crate) fn duration(key: &str, expr: &Expr) -> syn::Result<u64> {
     parsed.map_err(|reason| syn::Error::new_spanned(expr, format!("invalid `{key}`: {reason}")))
 }
 
-/// A string literal naming one of `choices`.
-pub(crate) fn choice(
+/// A string literal naming one of `choices`; `aliases` maps names used elsewhere to ours.
+pub(crate) fn choice<T: Copy>(
     key: &str,
     expr: &Expr,
-    choices: &[&'static str],
+    choices: &[(&'static str, T)],
     aliases: &[(&str, &'static str)],
-) -> syn::Result<&'static str> {
-    let options = choices
+) -> syn::Result<T> {
+    let names: Vec<&'static str> = choices.iter().map(|(name, _)| *name).collect();
+    let options = names
         .iter()
         .map(|c| format!("\"{c}\""))
         .collect::<Vec<_>>()
@@ -264,10 +306,10 @@ pub(crate) fn choice(
             ));
         }
     };
-    if let Some(found) = choices.iter().find(|c| **c == given) {
-        return Ok(found);
+    if let Some((_, value)) = choices.iter().find(|(name, _)| *name == given) {
+        return Ok(*value);
     }
-    let message = match did_you_mean(&given, choices, aliases) {
+    let message = match did_you_mean(&given, &names, aliases) {
         Some(suggestion) => {
             format!("unknown {key} \"{given}\"; did you mean \"{suggestion}\"? (one of {options})")
         }

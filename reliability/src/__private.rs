@@ -6,14 +6,17 @@
 //! registry name, and the checks of the function's types.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 pub use crate::backoff::{Backoff, Jitter};
 pub use core::time::Duration;
 
+pub use crate::call::{Convert, StackCtx};
+pub use crate::show::{Show, ShowDebug, ShowDisplay, ShowFn, ShowNothing};
+pub use crate::site::Site;
+
 pub use crate::bulkhead::expand::{BulkheadSlot, bulkhead};
 pub use crate::cache::expand::{
-    CacheKey, CacheSlot, CacheValue, OkValues, Returns, StoresOk, StoresValue, Values,
+    CacheKey, CacheSlot, CacheValue, OkValues, Returns, StoresOk, StoresValue, Values, store_all,
 };
 pub use crate::circuit_breaker::SlidingWindow;
 pub use crate::circuit_breaker::expand::{
@@ -23,8 +26,9 @@ pub use crate::fallback::expand::{
     Chain, FallbackCall, FallbackSlot, Fallible, LastFallback, fallback_call, fallible,
     last_fallback,
 };
+pub use crate::hedge::expand::{HedgeAfter, HedgeSlot, hedge};
 pub use crate::rate_limit::expand::{Cost, RateLimitSlot, cost, rate_limit};
-pub use crate::retry::expand::{Decision, RetryLoop, RetrySettings, RetrySlot};
+pub use crate::retry::expand::{Decision, RetryLoop, RetrySlot};
 pub use crate::timeout::expand::{TimeoutSlot, timeout};
 
 use crate::error::Error;
@@ -32,7 +36,7 @@ use crate::error::Error;
 /// Fixes the output type of the async block that holds a layer, so `?` and `return` in the body
 /// infer against the function's return type.
 #[inline(always)]
-pub fn stack<R, F: Future<Output = R>>(f: F) -> F {
+pub fn layer<R, F: Future<Output = R>>(f: F) -> F {
     f
 }
 
@@ -57,7 +61,7 @@ impl<T, E> IsResult for Result<T, E> {
 /// The error type of a stack that can time out or be rejected.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot carry a `reliability::Error`",
-    label = "`#[timeout]` and `#[circuit_breaker]` return `Err(E::from(reliability::Error))`, so this error type needs `impl From<reliability::Error>`",
+    label = "`#[timeout]`, `#[circuit_breaker]`, `#[rate_limit]` and `#[bulkhead]` return `Err(E::from(reliability::Error))`, so this error type needs `impl From<reliability::Error>`",
     note = "with thiserror, add a variant: `#[error(transparent)] Reliability(#[from] reliability::Error)`; `anyhow::Error` works as is"
 )]
 pub trait FromReliabilityError {
@@ -71,10 +75,6 @@ impl<E: From<Error>> FromReliabilityError for E {
         E::from(error)
     }
 }
-
-/// The conversion of a stack's error type from [`Error`]; the generated code names it at the
-/// function's return type, so a missing `From<reliability::Error>` is reported there, once.
-pub type Convert<E> = fn(Error) -> E;
 
 /// An argument that is passed to the body more than once.
 #[diagnostic::on_unimplemented(
@@ -114,116 +114,4 @@ pub fn never_asks<E>(_: &E) -> Option<Duration> {
 #[inline(always)]
 pub fn always<E>(_: &E) -> bool {
     true
-}
-
-/// The function computing a layer's registry name, called once when the layer is first used.
-pub type NameFn<'a> = &'a (dyn Fn() -> String + Send + Sync);
-
-/// The default registry name of an annotated function, from the path of an item declared in its
-/// body (`site`, e.g. `app::llm::ask::{{closure}}::__reliability_site`, or
-/// `<app::Client as app::Ask>::ask::__reliability_site` in a trait impl), the type of `Self` for a
-/// method, and the function's type arguments. Each instantiation of a generic function, and each
-/// implementation of a trait's default method, gets a name of its own:
-///
-/// | function | name |
-/// |---|---|
-/// | `fn ask` in `app::llm` | `app::llm::ask` |
-/// | `fn ask<T>`, `T = u8` | `app::llm::ask::<u8>` |
-/// | method of `impl Client` | `app::Client::ask` |
-/// | method of `impl Ask for Client` | `<app::Client as app::Ask>::ask` |
-/// | method of `impl<T> Pool<T>`, `T = u8` | `app::Pool<u8>::ask` |
-/// | default method of `trait Ask`, for `Client` | `<app::Client as app::Ask>::ask` |
-pub fn default_name(site: &str, self_ty: Option<&str>, type_args: &[&str]) -> String {
-    let mut path = site.strip_suffix("::__reliability_site").unwrap_or(site);
-    // The body of an `async fn` is a coroutine: its items are nested in it.
-    while let Some(outer) = path.strip_suffix("::{{closure}}") {
-        path = outer;
-    }
-    let (prefix, function) = path.rsplit_once("::").unwrap_or(("", path));
-    let mut name = match self_ty {
-        // A free function, or a method whose path names its type already.
-        None => path.to_owned(),
-        Some(ty) if prefix == ty || prefix.starts_with(&format!("<{ty} as ")) => path.to_owned(),
-        // A trait impl for a generic type: `<Pool<_> as Ask>`.
-        Some(ty) if prefix.starts_with('<') => match prefix.find(" as ") {
-            Some(at) => format!("<{ty}{}::{function}", &prefix[at..]),
-            None => format!("{ty}::{function}"),
-        },
-        // A generic type's inherent method: `Pool<_>`.
-        Some(ty) if prefix.contains('<') => format!("{ty}::{function}"),
-        // A trait's default method: the path is the trait's.
-        Some(ty) => format!("<{ty} as {prefix}>::{function}"),
-    };
-    if !type_args.is_empty() {
-        name.push_str("::<");
-        name.push_str(&type_args.join(", "));
-        name.push('>');
-    }
-    name
-}
-
-/// State shared by the layers of one call: the attempt running now, and whether the breaker just
-/// rejected it (so a retry above does not retry a rejection).
-#[derive(Debug, Default)]
-pub struct StackCtx {
-    attempt: AtomicU32,
-    /// A breaker below rejected the attempt: a retry above does not retry it.
-    pub(crate) rejected: AtomicBool,
-    /// A fallback served this call: its answer is not cached.
-    pub(crate) degraded: AtomicBool,
-    /// A rate limiter or bulkhead below rejected the attempt (load shedding): a breaker above does
-    /// not count it.
-    pub(crate) shed: AtomicBool,
-    /// The wait a rate limiter below asked for when it rejected the attempt, in nanoseconds
-    /// ([`NO_HINT`] for none): a retry above waits exactly that.
-    retry_hint: AtomicU64,
-}
-
-/// [`StackCtx::retry_hint`] when there is none.
-const NO_HINT: u64 = u64::MAX;
-
-impl StackCtx {
-    /// A fresh context: first attempt.
-    #[inline]
-    pub fn new() -> Self {
-        StackCtx {
-            attempt: AtomicU32::new(1),
-            rejected: AtomicBool::new(false),
-            degraded: AtomicBool::new(false),
-            shed: AtomicBool::new(false),
-            retry_hint: AtomicU64::new(NO_HINT),
-        }
-    }
-
-    /// The attempt running now (1 for the first).
-    #[inline]
-    pub(crate) fn attempt(&self) -> u32 {
-        self.attempt.load(Ordering::Relaxed)
-    }
-
-    #[inline]
-    pub(crate) fn set_attempt(&self, attempt: u32) {
-        self.attempt.store(attempt, Ordering::Relaxed);
-    }
-
-    /// A layer below shed the attempt's load, and asked for `retry_after` (if it knows).
-    #[cold]
-    pub(crate) fn shed(&self, retry_after: Option<Duration>) {
-        self.shed.store(true, Ordering::Relaxed);
-        let nanos = retry_after.map_or(NO_HINT, |d| {
-            u64::try_from(d.as_nanos()).unwrap_or(NO_HINT - 1)
-        });
-        self.retry_hint.store(nanos, Ordering::Relaxed);
-    }
-
-    /// Whether a layer below shed the attempt, and the wait it asked for; cleared.
-    #[inline]
-    pub(crate) fn take_shed(&self) -> Option<Option<Duration>> {
-        if !self.shed.load(Ordering::Relaxed) {
-            return None;
-        }
-        self.shed.store(false, Ordering::Relaxed);
-        let nanos = self.retry_hint.swap(NO_HINT, Ordering::Relaxed);
-        Some((nanos != NO_HINT).then(|| Duration::from_nanos(nanos)))
-    }
 }

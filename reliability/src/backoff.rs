@@ -42,6 +42,26 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// The delay growth.
+    pub fn backoff(&self) -> Backoff {
+        self.backoff
+    }
+
+    /// The first delay.
+    pub fn initial_delay(&self) -> Duration {
+        self.delay
+    }
+
+    /// The cap on any single delay.
+    pub fn max_delay(&self) -> Duration {
+        self.max_delay
+    }
+
+    /// The randomisation of each delay.
+    pub fn jitter(&self) -> Jitter {
+        self.jitter
+    }
+
     /// The un-jittered delay before retry number `retry` (1 = the wait after the first attempt).
     pub fn base_delay(&self, retry: u32) -> Duration {
         let n = retry.max(1);
@@ -110,18 +130,25 @@ pub(crate) fn random_unit() -> f64 {
     thread_local! {
         static STATE: Cell<u64> = Cell::new(RandomState::new().hash_one(0x5eed_u64) | 1);
     }
-    let x = STATE
+    STATE
         .try_with(|state| {
-            // SplitMix64.
-            let next = state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut next = state.get();
+            let unit = splitmix_unit(&mut next);
             state.set(next);
-            let mut z = next;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
+            unit
         })
-        .unwrap_or(0x1234_5678_9abc_def0);
-    (x >> 11) as f64 / (1u64 << 53) as f64
+        .unwrap_or(0.5)
+}
+
+/// The next number of a SplitMix64 generator whose state is `state`, as a uniform number in
+/// `[0, 1)`.
+pub(crate) fn splitmix_unit(state: &mut u64) -> f64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]

@@ -290,14 +290,14 @@ where
     where
         F: Future<Output = Result<V, E>>,
     {
-        self.core.get_or_run(key, fut, &|| true).await
+        self.core.get_or_run(key, fut, &|_| true).await
     }
 
     /// The cached value for `key`, or the value of `fut`, which is stored. Concurrent misses on one key
     /// run one `fut`.
     pub async fn get_or_insert(&self, key: K, fut: impl Future<Output = V>) -> V {
         let fut = async { Ok::<V, std::convert::Infallible>(fut.await) };
-        match self.core.get_or_run(key, fut, &|| true).await {
+        match self.core.get_or_run(key, fut, &|_| true).await {
             Ok(value) => value,
             Err(never) => match never {},
         }
@@ -420,15 +420,15 @@ where
         self.store.insert(key, stored);
     }
 
-    /// The cached value for `key`, or the `Ok` of `fut`, stored if `keep()` says so once `fut` has
-    /// finished (the attributes keep answers that no fallback served). Concurrent misses on one key
+    /// The cached value for `key`, or the `Ok` of `fut`, stored if `keep(&value)` says so once `fut`
+    /// has finished (the attributes keep answers that no fallback served, and that `unless` accepts). Concurrent misses on one key
     /// run one `fut`; a caller that waited for a run that failed, or whose value was not kept, runs
     /// its own.
     pub(crate) async fn get_or_run<E, F>(
         &self,
         key: K,
         fut: F,
-        keep: &(dyn Fn() -> bool + Sync),
+        keep: &(dyn Fn(&V) -> bool + Sync),
     ) -> Result<V, E>
     where
         F: Future<Output = Result<V, E>>,
@@ -444,7 +444,7 @@ where
         &self,
         key: K,
         fut: F,
-        keep: &(dyn Fn() -> bool + Sync),
+        keep: &(dyn Fn(&V) -> bool + Sync),
     ) -> Result<V, E>
     where
         F: Future<Output = Result<V, E>>,
@@ -469,7 +469,7 @@ where
         match fut.await {
             Ok(value) => {
                 self.stats.add(Field::Successes);
-                if keep() {
+                if keep(&value) {
                     self.store(key, value.clone());
                 } else {
                     tracing::debug!(target: "reliability", cache = %self.name, "not caching an answer a fallback served");

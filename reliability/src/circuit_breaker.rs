@@ -667,14 +667,14 @@ impl Inner {
 /// Who is calling through a breaker, for its events: the function (named lazily, only when an
 /// event is recorded) and the attempt number.
 pub(crate) struct Caller<'a> {
-    pub(crate) function: Option<&'a (dyn Fn() -> String + Send + Sync)>,
+    pub(crate) function: Option<&'a crate::site::Site>,
     pub(crate) attempt: u32,
 }
 
 impl std::fmt::Display for Caller<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.function {
-            Some(name) => f.write_str(&name()),
+            Some(site) => write!(f, "{site}"),
             None => f.write_str("-"),
         }
     }

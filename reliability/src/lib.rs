@@ -38,7 +38,8 @@
 //! The attribute written first is the outermost layer. Each attribute's page lists its options:
 //! [`retry`], [`timeout`], [`circuit_breaker`], [`cached`], [`fallback`]. The same policies without
 //! macros: [`Retry`], [`Timeout`], [`CircuitBreaker`], [`Cache`], [`Fallback`]; for load and
-//! quotas, [`RateLimiter`] and [`Bulkhead`]. [`http`] classifies HTTP failures for a retry.
+//! quotas, [`RateLimiter`] and [`Bulkhead`]; to cut the tail of a slow service's latency, [`Hedge`].
+//! [`http`] classifies HTTP failures for a retry.
 //!
 //! Every policy counts its calls in the [`registry()`], and every retry, timeout, breaker transition,
 //! rejection, fallback and cache hit or miss is a [`tracing`] event with target `reliability`.
@@ -49,16 +50,20 @@
 mod backoff;
 mod bulkhead;
 mod cache;
+mod call;
 mod circuit_breaker;
 mod circuit_state;
 mod error;
 mod fallback;
+mod hedge;
 pub mod http;
 mod rate_limit;
 mod registry;
 mod retry;
 #[cfg(feature = "redis")]
 pub mod shared;
+mod show;
+mod site;
 mod slot;
 mod snapshot;
 mod stats;
@@ -78,6 +83,7 @@ pub use circuit_breaker::{
 };
 pub use error::{ConfigError, Error};
 pub use fallback::Fallback;
+pub use hedge::{Hedge, HedgeAfter, HedgeBuilder, HedgeConfig};
 pub use rate_limit::{RateLimitConfig, RateLimiter, RateLimiterBuilder};
 pub use registry::{Registry, registry};
 pub use retry::{
@@ -87,7 +93,9 @@ pub use snapshot::{PolicyStats, Snapshot};
 pub use stats::PolicyKind;
 pub use timeout::Timeout;
 
-pub use reliability_macros::{cached, circuit_breaker, fallback, retry, timeout};
+pub use reliability_macros::{
+    bulkhead, cached, circuit_breaker, fallback, rate_limit, retry, timeout,
+};
 
 /// Runs the README's examples as doctests, so they keep compiling and passing.
 #[cfg(doctest)]

@@ -140,6 +140,8 @@ impl Registry {
                 slow_calls: s.get(Field::SlowCalls),
                 isolations: s.get(Field::Isolations),
                 resets: s.get(Field::Resets),
+                hedges: s.get(Field::Hedges),
+                hedges_won: s.get(Field::HedgesWon),
                 store_errors: s.get(Field::StoreErrors),
                 fallbacks: s.targets(),
                 state: CircuitState::from_u8(s.state()),

@@ -13,6 +13,7 @@ use crate::backoff::{Backoff, Jitter, Schedule};
 
 use crate::error::ConfigError;
 use crate::registry::registry;
+use crate::show::{ShowFn, Shown, show_nothing};
 use crate::stats::{Call, Field, PolicyKind, Stats};
 
 pub(crate) mod expand;
@@ -456,7 +457,7 @@ impl Retry {
         let mut attempts = self.attempts();
         loop {
             let out = attempt().await;
-            match attempts.next(out, &on.when, &on.retry_after, Below::NOTHING) {
+            match attempts.next(out, &on.when, &on.retry_after, Below::NOTHING, show_nothing) {
                 Next::Done(out) => return out,
                 Next::Again(wait) => {
                     if !wait.is_zero() {
@@ -552,6 +553,7 @@ impl Attempts<'_> {
         retryable: &P,
         retry_after: &A,
         below: Below,
+        show: ShowFn<E>,
     ) -> Next<T, E>
     where
         P: Fn(&E) -> bool,
@@ -559,7 +561,7 @@ impl Attempts<'_> {
     {
         match out {
             Ok(value) => Next::Done(Ok(self.next_ok(value))),
-            Err(error) => self.failed(error, retryable, retry_after, below),
+            Err(error) => self.failed(error, retryable, retry_after, below, show),
         }
     }
 
@@ -584,6 +586,7 @@ impl Attempts<'_> {
         retryable: &P,
         retry_after: &A,
         below: Below,
+        show: ShowFn<E>,
     ) -> Next<T, E>
     where
         P: Fn(&E) -> bool,
@@ -594,17 +597,17 @@ impl Attempts<'_> {
         if below.rejected {
             retry.stats.add(Field::Rejections);
             self.call.end(Field::Failures);
-            tracing::debug!(target: "reliability", function = %retry.name, attempt, "not retrying: the circuit breaker is open");
+            tracing::debug!(target: "reliability", function = %retry.name, attempt, error = %Shown(&error, show), "not retrying: the circuit breaker is open");
             return Next::Done(Err(error));
         }
         if !retryable(&error) {
             self.call.end(Field::Failures);
-            tracing::debug!(target: "reliability", function = %retry.name, attempt, "not retrying: `when` rejected the error");
+            tracing::debug!(target: "reliability", function = %retry.name, attempt, error = %Shown(&error, show), "not retrying: `when` rejected the error");
             return Next::Done(Err(error));
         }
         if attempt >= retry.policy.max_attempts {
             self.call.end(Field::Failures);
-            tracing::warn!(target: "reliability", function = %retry.name, attempt, "retries exhausted");
+            tracing::warn!(target: "reliability", function = %retry.name, attempt, error = %Shown(&error, show), "retries exhausted");
             return Next::Done(Err(error));
         }
         let asked = retry_after(&error).or(below.retry_after);
@@ -615,6 +618,7 @@ impl Attempts<'_> {
                     target: "reliability",
                     function = %retry.name,
                     attempt,
+                    error = %Shown(&error, show),
                     retry_after = ?asked,
                     max_delay = ?retry.policy.schedule.max_delay,
                     "not retrying: the service asked for a wait above max_delay"
@@ -635,6 +639,7 @@ impl Attempts<'_> {
                 target: "reliability",
                 function = %retry.name,
                 attempt,
+                error = %Shown(&error, show),
                 delay = ?wait,
                 "giving up: the next attempt would start past the deadline"
             );
@@ -649,22 +654,24 @@ impl Attempts<'_> {
                 target: "reliability",
                 function = %retry.name,
                 attempt,
+                error = %Shown(&error, show),
                 "giving up: the retry budget is spent"
             );
             return Next::Done(Err(error));
         }
-        drop(error);
         self.previous = wait;
         self.attempt += 1;
         tracing::warn!(
             target: "reliability",
             function = %retry.name,
             attempt,
+            error = %Shown(&error, show),
             next_attempt = attempt + 1,
             delay = ?wait,
             server_directed = asked.is_some(),
             "attempt failed; retrying"
         );
+        drop(error);
         Next::Again(wait)
     }
 }
@@ -674,6 +681,7 @@ mod tests {
     use std::time::Duration;
 
     use super::{Below, Next, Retry, RetryPolicy};
+    use crate::show::show_nothing;
 
     fn no_delay_asked(_: &u32) -> Option<Duration> {
         None
@@ -689,7 +697,13 @@ mod tests {
             rejected: false,
             retry_after: Some(Duration::from_millis(1234)),
         };
-        match attempts.next(Err::<(), u32>(429), &|_: &u32| true, &no_delay_asked, below) {
+        match attempts.next(
+            Err::<(), u32>(429),
+            &|_: &u32| true,
+            &no_delay_asked,
+            below,
+            show_nothing,
+        ) {
             Next::Again(wait) => assert_eq!(wait, Duration::from_millis(1234)),
             Next::Done(_) => panic!("should retry"),
         }
@@ -699,6 +713,7 @@ mod tests {
             &|_: &u32| true,
             &|_: &u32| Some(Duration::from_secs(2)),
             below,
+            show_nothing,
         ) {
             Next::Again(wait) => assert_eq!(wait, Duration::from_secs(2)),
             Next::Done(_) => panic!("should retry"),
@@ -713,7 +728,13 @@ mod tests {
             rejected: false,
             retry_after: Some(Duration::from_secs(31)),
         };
-        match attempts.next(Err::<(), u32>(429), &|_: &u32| true, &no_delay_asked, below) {
+        match attempts.next(
+            Err::<(), u32>(429),
+            &|_: &u32| true,
+            &no_delay_asked,
+            below,
+            show_nothing,
+        ) {
             Next::Done(out) => assert_eq!(out, Err(429)),
             Next::Again(_) => panic!("31 s is above the 30 s max_delay"),
         }

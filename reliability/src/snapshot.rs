@@ -63,6 +63,11 @@ impl Snapshot {
     pub fn bulkhead(&self, name: &str) -> Option<&PolicyStats> {
         self.get(PolicyKind::Bulkhead, name)
     }
+
+    /// The hedge named `name`.
+    pub fn hedge(&self, name: &str) -> Option<&PolicyStats> {
+        self.get(PolicyKind::Hedge, name)
+    }
 }
 
 /// Prints one line per policy with its non-zero counters.
@@ -86,6 +91,7 @@ impl fmt::Display for Snapshot {
 /// | cached | `hits + misses + coalesced` | runs of the layer below that returned `Ok` (stored, or not stored because a fallback below served it) | runs of the layer below that failed | `hits`: answered from a stored entry; `misses`: ran the layer below; `coalesced`: received the value of a concurrent run of the same key |
 /// | rate_limit | calls that asked for permits | — | — | `waited`: calls that waited for permits (admitted or not); `rejections`: calls that got none in time (load rejections) |
 /// | bulkhead | calls that asked for a slot | — | — | `waited`: calls that queued for a slot (admitted or not); `rejections`: calls rejected (queue full, or no slot within `wait`) |
+/// | hedge | calls of the layer | an attempt's `Ok` | final `Err` (every attempt failed, an error `when` rejects, or a breaker below rejected the last one running) | `hedges`: extra attempts started (by time or after a failure); `hedges_won`: calls answered by an extra attempt; `rejections`: calls ended by an open breaker below |
 /// | any shared policy (feature `redis`) | | | | `store_errors`: store operations that failed, timed out or were skipped; the call used local state |
 ///
 /// A rate limiter or bulkhead admits or rejects; it does not see how the call it admitted ends,
@@ -103,7 +109,7 @@ pub struct PolicyStats {
     pub kind: PolicyKind,
     /// Its registry name.
     pub name: String,
-    /// Calls that reached the policy. Retry and timeout count a call when it ends (cancelled calls
+    /// Calls that reached the policy. Retry, timeout and hedge count a call when it ends (cancelled calls
     /// included), so a call still running is not in their `calls` yet.
     pub calls: u64,
     /// Calls that ended in success at this layer.
@@ -114,8 +120,8 @@ pub struct PolicyStats {
     pub retries: u64,
     /// Timeout: deadlines that expired.
     pub timeouts: u64,
-    /// Circuit breaker: calls rejected while open or while all trial slots were taken; retry: calls
-    /// that ended because a breaker below rejected them; rate limit and bulkhead: calls rejected
+    /// Circuit breaker: calls rejected while open or while all trial slots were taken; retry and
+    /// hedge: calls that ended because a breaker below rejected them; rate limit and bulkhead: calls rejected
     /// without running (load rejections).
     pub rejections: u64,
     /// Cache: calls answered from the cache.
@@ -139,6 +145,10 @@ pub struct PolicyStats {
     pub budget_exhausted: u64,
     /// Retry: calls that gave up because the next attempt would start past the deadline.
     pub deadline_exceeded: u64,
+    /// Hedge: extra attempts started, after the delay or after a failed attempt.
+    pub hedges: u64,
+    /// Hedge: calls answered by an extra attempt (not the first).
+    pub hedges_won: u64,
     /// Shared policies (feature `redis`, [`shared`](crate::shared)): store operations that failed,
     /// timed out (each is bounded, 50 ms by default), or were skipped because the store had just
     /// failed. Each such call used the policy's local state instead: the breaker of this replica,
@@ -187,6 +197,8 @@ impl fmt::Display for PolicyStats {
             ("waited", self.waited),
             ("budget_exhausted", self.budget_exhausted),
             ("deadline_exceeded", self.deadline_exceeded),
+            ("hedges", self.hedges),
+            ("hedges_won", self.hedges_won),
             ("store_errors", self.store_errors),
         ];
         for (label, value) in fields {

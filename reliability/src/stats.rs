@@ -29,6 +29,8 @@ pub enum PolicyKind {
     RateLimit,
     /// `#[bulkhead]` or [`Bulkhead`](crate::Bulkhead).
     Bulkhead,
+    /// `#[hedge]` or [`Hedge`](crate::Hedge).
+    Hedge,
 }
 
 impl fmt::Display for PolicyKind {
@@ -41,6 +43,7 @@ impl fmt::Display for PolicyKind {
             PolicyKind::Cache => "cached",
             PolicyKind::RateLimit => "rate_limit",
             PolicyKind::Bulkhead => "bulkhead",
+            PolicyKind::Hedge => "hedge",
         })
     }
 }
@@ -51,7 +54,7 @@ pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-const FIELDS: usize = 18;
+const FIELDS: usize = 20;
 
 /// One thread's counters, on cache lines of their own (128 bytes: the adjacent-line prefetcher of
 /// x86 pairs lines).
@@ -89,6 +92,10 @@ pub(crate) enum Field {
     Isolations,
     /// Circuit breaker: `reset()` calls.
     Resets,
+    /// Hedge: extra attempts started.
+    Hedges,
+    /// Hedge: calls answered by an extra attempt.
+    HedgesWon,
     /// Shared policies (feature `redis`): store operations that failed, timed out or were skipped
     /// after a recent failure, so that the policy used its local state.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
@@ -175,15 +182,17 @@ impl Stats {
         self.local.get_or_default()
     }
 
-    /// The sum over every thread. Retry and timeout count a call when it ends ([`Call`]), so their
+    /// The sum over every thread. Retry, timeout and hedge count a call when it ends ([`Call`]), so their
     /// `calls` is the sum of the ways a call ends, and does not include calls still running; a
     /// cache's `calls` is `hits + misses`.
     pub(crate) fn get(&self, field: Field) -> u64 {
         match (field, self.kind) {
-            (Field::Calls, PolicyKind::Retry | PolicyKind::Timeout) => Field::ENDS
-                .iter()
-                .map(|&end| self.sum(end))
-                .fold(0, u64::wrapping_add),
+            (Field::Calls, PolicyKind::Retry | PolicyKind::Timeout | PolicyKind::Hedge) => {
+                Field::ENDS
+                    .iter()
+                    .map(|&end| self.sum(end))
+                    .fold(0, u64::wrapping_add)
+            }
             (Field::Calls, PolicyKind::Cache) => [Field::Hits, Field::Misses, Field::Coalesced]
                 .iter()
                 .map(|&f| self.sum(f))

@@ -299,10 +299,7 @@ impl<E> FaultInjector<E> {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.shared
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::stats::lock(&self.shared.state)
     }
 
     /// Fails the next `k` calls with the error (before any drawn fault), in addition to those
@@ -403,10 +400,5 @@ impl<E> FaultInjector<E> {
 
 /// A uniform number in `[0, 1)` from a SplitMix64 generator.
 fn unit(state: &mut u64) -> f64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
+    crate::backoff::splitmix_unit(state)
 }

@@ -114,6 +114,17 @@ fn the_happy_path_does_not_allocate() {
             .build()
             .unwrap();
 
+        let hedge = reliability::Hedge::builder("alloc.hedge.type", Duration::from_millis(100))
+            .max(5)
+            .build()
+            .unwrap();
+        let hedge_p95 = reliability::Hedge::builder(
+            "alloc.hedge.p95",
+            reliability::HedgeAfter::Percentile(95.0),
+        )
+        .build()
+        .unwrap();
+
         let counts = [
             ("#[retry]", allocations(1000, with_retry).await),
             ("#[timeout]", allocations(1000, with_timeout).await),
@@ -151,6 +162,24 @@ fn the_happy_path_does_not_allocate() {
             (
                 "Bulkhead::run",
                 allocations(1000, |x| bulkhead.run(body(x))).await,
+            ),
+            (
+                "Hedge::run, no hedge started",
+                allocations(1000, |x| hedge.run(move || body(x))).await,
+            ),
+            (
+                "Hedge::run, waiting once with its timer armed",
+                allocations(1000, |x| {
+                    hedge.run(move || async move {
+                        tokio::task::yield_now().await;
+                        body(x).await
+                    })
+                })
+                .await,
+            ),
+            (
+                "Hedge::run at a percentile, recording latencies",
+                allocations(1000, |x| hedge_p95.run(move || body(x))).await,
             ),
             (
                 "Retry::run with deadline and budget",

@@ -468,11 +468,7 @@ fn zipf_stream(keys: usize, len: usize, seed: u64) -> Vec<u64> {
     let mut state = seed;
     (0..len)
         .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
+            let z = common::splitmix(&mut state);
             let u = (z >> 11) as f64 / (1u64 << 53) as f64;
             cdf.partition_point(|&c| c < u) as u64
         })
@@ -515,4 +511,27 @@ async fn hot_keys_keep_their_place_when_the_cache_is_full() {
         ours >= alone - 0.01,
         "hit rate {ours:.3} against moka alone {alone:.3}"
     );
+}
+
+static ANSWERS: Runs = Runs::new();
+
+/// `unless`: some `Ok` values are not worth keeping (an empty answer from a model).
+#[cached(unless = |answer: &String| answer.is_empty())]
+async fn answer(question: u32) -> Result<String, AppError> {
+    ANSWERS.bump();
+    Ok(if question == 0 {
+        String::new()
+    } else {
+        format!("answer {question}")
+    })
+}
+
+#[tokio::test]
+async fn unless_keeps_some_answers_out_of_the_cache() {
+    assert_eq!(answer(0).await.unwrap(), "");
+    assert_eq!(answer(0).await.unwrap(), "");
+    assert_eq!(ANSWERS.get(), 2, "the empty answer was not stored");
+    assert_eq!(answer(1).await.unwrap(), "answer 1");
+    assert_eq!(answer(1).await.unwrap(), "answer 1");
+    assert_eq!(ANSWERS.get(), 3, "the other one was");
 }

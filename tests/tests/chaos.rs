@@ -3,6 +3,8 @@
 //! deadline, every call is accounted for in the registry, no task leaks, the cache stays within
 //! `max_size`, and the breaker recovers once the faults stop. Paused time keeps it to seconds.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,10 +91,8 @@ fn unfinished(p: &PolicyStats) -> u64 {
 
 /// A small deterministic generator for the callers' choices.
 fn mix(n: u64) -> u64 {
-    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    let mut state = n;
+    common::splitmix(&mut state)
 }
 
 #[tokio::test(start_paused = true)]

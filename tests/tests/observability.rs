@@ -116,6 +116,11 @@ async fn retries_are_events_with_the_function_and_the_attempt() {
         assert_eq!(event.field("function"), Some("observability::flaky"));
         assert_eq!(event.field("attempt"), Some((i + 1).to_string().as_str()));
         assert_eq!(event.field("delay"), Some("1s"));
+        assert_eq!(
+            event.field("error"),
+            Some("service answered 503"),
+            "the error's Display"
+        );
         assert_eq!(event.level, tracing::Level::WARN);
     }
     assert!(events[2].message.contains("exhausted"), "{:?}", events[2]);
@@ -375,4 +380,31 @@ async fn isolating_and_resetting_a_breaker_are_events() {
     assert_eq!(events[0].field("from"), Some("Closed"));
     assert_eq!(events[2].level, tracing::Level::INFO);
     assert_eq!(events[2].field("from"), Some("Isolated"));
+}
+
+/// An error type without `Display` is shown with `Debug`; one with neither, as `-`.
+#[derive(Debug)]
+struct DebugOnly(#[allow(dead_code)] u16);
+
+struct Opaque;
+
+#[retry(max = 2, delay = 0)]
+async fn fails_with_debug_only() -> Result<(), DebugOnly> {
+    Err(DebugOnly(418))
+}
+
+#[retry(max = 2, delay = 0)]
+async fn fails_opaquely() -> Result<(), Opaque> {
+    Err(Opaque)
+}
+
+#[tokio::test]
+async fn events_show_the_error_as_its_type_allows() {
+    let (recorder, _guard) = Recorder::install();
+    let _ = fails_with_debug_only().await;
+    let _ = fails_opaquely().await;
+    let debug = recorder.take("observability::fails_with_debug_only");
+    assert_eq!(debug[0].field("error"), Some("DebugOnly(418)"), "{debug:?}");
+    let opaque = recorder.take("observability::fails_opaquely");
+    assert_eq!(opaque[0].field("error"), Some("-"), "{opaque:?}");
 }

@@ -9,14 +9,17 @@ use clap::{CommandFactory, Parser};
 
 use super::client::{Backend, Endpoint, LlmError};
 use super::faults::FaultPlan;
-use super::ladder::{Ladder, LadderConfig, run_ladder};
+use super::ladder::{Arrivals, Ladder, LadderConfig, run_ladder};
+use super::quota::{API_KEY, QUOTA, QuotaConfig, QuotaRung, QuotaTable, run_quota};
 use super::server::{Server, ServiceConfig};
 use super::stack::{Profile, Rung};
 use super::{plot, report};
 
 /// Measures the reliability ladder (a bare call, then retry, timeout, fallback, cache and circuit
 /// breaker added one by one) against a flaky OpenAI-compatible service embedded in the example, or
-/// against a real one with `--target`.
+/// against a real one with `--target`; then, against the embedded service with a quota per API key,
+/// the client under the quota (retry with backoff, + Retry-After, + a client-side rate limit, + a
+/// retry budget).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "llm_gateway", version)]
 pub struct Args {
@@ -91,6 +94,24 @@ pub struct Args {
     #[arg(long, default_value = "OPENAI_API_KEY", value_name = "VAR")]
     pub api_key_env: String,
 
+    /// Requests per rung of the quota table (0: no quota table). The quota table runs against the
+    /// embedded service only.
+    #[arg(long, default_value_t = 800, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub quota_requests: u64,
+
+    /// Requests a second, on average, in the quota table; the quota is 200 a second.
+    #[arg(long, default_value_t = 150.0, value_parser = positive)]
+    pub quota_rate: f64,
+
+    /// How far the quota table's load swings around its mean, once a second (0: steady, 1: from
+    /// 0 to twice the mean).
+    #[arg(long, default_value_t = 0.8, value_parser = probability)]
+    pub quota_swing: f64,
+
+    /// The rungs of the quota table to run, comma-separated [default: all].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub quota_rung: Vec<QuotaRung>,
+
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
@@ -160,6 +181,15 @@ fn non_negative(text: &str) -> Result<f64, String> {
     }
 }
 
+fn positive(text: &str) -> Result<f64, String> {
+    let v = number(text)?;
+    if v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not above 0"))
+    }
+}
+
 fn zipf_exponent(text: &str) -> Result<f64, String> {
     let v = number(text)?;
     if (0.0..=10.0).contains(&v) {
@@ -214,11 +244,35 @@ impl Args {
         }
     }
 
+    /// The quota table's load, or `None` for no quota table (`--quota-requests 0`, or `--target`).
+    pub fn quota_config(&self) -> Option<QuotaConfig> {
+        if self.quota_requests == 0 || self.target.is_some() {
+            return None;
+        }
+        Some(QuotaConfig {
+            requests: usize::try_from(self.quota_requests).unwrap_or(usize::MAX),
+            concurrency: usize::try_from(self.concurrency).unwrap_or(usize::MAX),
+            arrivals: Arrivals::Waves {
+                mean: self.quota_rate,
+                swing: self.quota_swing,
+                period: Duration::from_secs(1),
+            },
+            seed: self.seed,
+            rungs: if self.quota_rung.is_empty() {
+                QuotaRung::ALL.to_vec()
+            } else {
+                self.quota_rung.clone()
+            },
+            progress: !self.quiet,
+        })
+    }
+
     /// The faults these flags ask of the embedded service.
     pub fn fault_plan(&self) -> FaultPlan {
         FaultPlan {
             seed: self.seed,
             failure_rate: self.failure_rate,
+            rate_limited_share: 0.5,
             hang_rate: self.hang_rate,
             median_latency: Duration::from_millis(self.latency_ms),
             latency_sigma: 0.5,
@@ -275,6 +329,7 @@ pub async fn run(args: &Args) -> Result<Ladder, RunError> {
                     plan: args.fault_plan(),
                     primary_model: args.model.clone(),
                     api_key: None,
+                    quota: None,
                 })
                 .await
                 .map_err(RunError::Start)?,
@@ -313,7 +368,80 @@ pub async fn run(args: &Args) -> Result<Ladder, RunError> {
         plot::write_svg(&ladder, path).map_err(RunError::Plot)?;
         println!("Chart written to {}.", path.display());
     }
+    if let Some(config) = args.quota_config() {
+        run_quota_table(args, &config).await?;
+    }
     Ok(ladder)
+}
+
+/// Starts the embedded service again, now with [`QUOTA`] per API key, and prints the quota table.
+pub async fn run_quota_table(args: &Args, config: &QuotaConfig) -> Result<QuotaTable, RunError> {
+    // With a real quota, the service's 429s are real: its random failures are all 500s.
+    let plan = FaultPlan {
+        rate_limited_share: 0.0,
+        ..args.fault_plan()
+    };
+    let server = Server::start(ServiceConfig {
+        plan,
+        primary_model: args.model.clone(),
+        api_key: Some(API_KEY.to_owned()),
+        quota: Some(QUOTA),
+    })
+    .await
+    .map_err(RunError::Start)?;
+    let backend = Backend::new(Endpoint {
+        url: server.base_url(),
+        primary_model: args.model.clone(),
+        fallback_model: args.fallback_model.clone(),
+        api_key: Some(API_KEY.to_owned()),
+        client_deadline: EMBEDDED_CLIENT_DEADLINE,
+    })
+    .map_err(RunError::Client)?;
+    println!();
+    println!("{}", quota_settings(config, &server));
+    let table = run_quota(Arc::new(backend), &server, config).await;
+    println!();
+    print!("{}", report::quota_table(&table));
+    Ok(table)
+}
+
+fn quota_settings(config: &QuotaConfig, server: &Server) -> String {
+    let quota = server.quota().unwrap_or(QUOTA);
+    let load = match config.arrivals {
+        Arrivals::Waves {
+            mean,
+            swing,
+            period,
+        } => format!(
+            "in waves of {:.0} s from {:.0}/s to {:.0}/s (mean {mean:.0}/s)",
+            period.as_secs_f64(),
+            mean * (1.0 - swing),
+            mean * (1.0 + swing)
+        ),
+        Arrivals::Steady(rate) => format!("at {rate}/s"),
+        Arrivals::FullSpeed => "at full speed".to_owned(),
+    };
+    let plan = server.plan();
+    let outage = match &plan.outage {
+        Some(w) => format!(
+            "down {:.1}..{:.1} s into each rung",
+            w.start.as_secs_f64(),
+            w.end.as_secs_f64()
+        ),
+        None => "no outage".to_owned(),
+    };
+    format!(
+        "quota:   the same service with a quota of {} requests a second per API key ({} at once), \
+         HTTP 429 with Retry-After beyond it; its own faults are {:.0}% HTTP 500, {:.0}% hangs, {outage}\n\
+         load:    {} requests per rung {load}, at most {} in flight; no cache, no fallback: every \
+         request goes to the primary",
+        quota.per_second,
+        quota.burst,
+        plan.failure_rate * 100.0,
+        plan.hang_rate * 100.0,
+        config.requests,
+        config.concurrency,
+    )
 }
 
 /// One question to `--target` before the run, so that a wrong URL or key ends at once, in one line.
@@ -411,7 +539,8 @@ fn settings(
             ));
             text.push_str(&format!(
                 "stack:   the recommended durations / 100: 300 ms per attempt, 3 attempts from 10 ms \
-                 backoff, breaker opens after 5 failures for 600 ms; HTTP client deadline {} s",
+                 backoff, breaker opens when half of the last 300 ms of calls failed (20 calls at least) for \
+                 600 ms; HTTP client deadline {} s",
                 EMBEDDED_CLIENT_DEADLINE.as_secs()
             ));
         }
@@ -424,7 +553,8 @@ fn settings(
             ));
             text.push_str(&format!(
                 "stack:   the recommended durations: 30 s per attempt, 3 attempts from 1 s backoff, \
-                 breaker opens after 5 failures for 60 s; HTTP client deadline {} s",
+                 breaker opens when half of the last 30 s of calls failed (20 calls at least) for 60 s; \
+                 HTTP client deadline {} s",
                 REMOTE_CLIENT_DEADLINE.as_secs()
             ));
         }
@@ -453,8 +583,23 @@ mod tests {
             plan.outage,
             Some(Duration::from_secs(2)..Duration::from_secs(3))
         );
+        let quota = args.quota_config().expect("a quota table by default");
+        let progress = QuotaConfig {
+            progress: true,
+            ..QuotaConfig::default()
+        };
+        assert_eq!(quota, progress);
         let remote = parse(&["--target", "http://127.0.0.1:8000/v1"]).unwrap();
         assert_eq!(remote.ladder_config().requests, 60);
+        assert_eq!(
+            remote.quota_config(),
+            None,
+            "the quota table needs the embedded service"
+        );
+        assert_eq!(
+            parse(&["--quota-requests", "0"]).unwrap().quota_config(),
+            None
+        );
     }
 
     #[test]
@@ -468,6 +613,9 @@ mod tests {
             &["--failure-rate", "0.9", "--hang-rate", "0.2"],
             &["--rate", "-1"],
             &["--rung", "everything"],
+            &["--quota-rate", "0"],
+            &["--quota-swing", "1.5"],
+            &["--quota-rung", "nothing"],
             &["--target", "ftp://example"],
             &["--target", "http://127.0.0.1:9", "--failure-rate", "0.1"],
         ] {

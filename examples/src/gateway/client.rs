@@ -4,29 +4,32 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use reliability::http;
+use reqwest::header::RETRY_AFTER;
 use serde::Deserialize;
 use serde_json::json;
 
 /// Why a call to the model failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
-    /// HTTP 429. Transient.
+    /// HTTP 429 (too many requests). Transient.
     #[error("rate limited (HTTP 429){}", match retry_after {
-        Some(d) => format!(", retry after {} s", d.as_secs()),
+        Some(d) => format!(", retry after {d:?}"),
         None => String::new(),
     })]
     RateLimited {
-        /// The server's `Retry-After`, if it sent one in seconds.
+        /// The wait the service asked for (`retry-after-ms`, else `Retry-After`), if it said.
         retry_after: Option<Duration>,
     },
-    /// HTTP 5xx. Transient.
+    /// Another status a retry may fix: 5xx, 408 or 409 ([`reliability::http::is_transient`]).
     #[error("server error (HTTP {status})")]
     Server {
         /// The status code.
         status: u16,
     },
-    /// Any other HTTP 4xx: the request itself is wrong (400) or not allowed (401, 403, 404).
-    /// Not transient: never retried, never counted by the circuit breaker.
+    /// Any other HTTP 4xx: the request itself is wrong (400), not allowed (401, 403, 404), or the
+    /// account is out of credits (429 `insufficient_quota`). Not transient: never retried, never
+    /// counted by the circuit breaker.
     #[error("request refused (HTTP {status}): {message}")]
     Refused {
         /// The status code.
@@ -46,13 +49,22 @@ pub enum LlmError {
 }
 
 impl LlmError {
-    /// Whether trying again may help: 429, 5xx, transport failures and timeouts. Used as the
-    /// `when` of the retries and of the circuit breaker.
+    /// Whether trying again may help: the statuses [`reliability::http::is_transient`] names (429,
+    /// 5xx, 408, 409), transport failures, timeouts, and a client-side rate limiter's rejection. Used
+    /// as the `when` of the retries and of the circuit breaker.
     pub fn is_transient(&self) -> bool {
         match self {
             LlmError::RateLimited { .. } | LlmError::Server { .. } | LlmError::Transport(_) => true,
-            LlmError::Reliability(e) => e.is_timeout(),
+            LlmError::Reliability(e) => e.is_timeout() || e.is_rate_limited(),
             LlmError::Refused { .. } | LlmError::Malformed(_) => false,
+        }
+    }
+
+    /// The wait the service asked for with a 429, for `#[retry(retry_after = ...)]`.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            LlmError::RateLimited { retry_after } => *retry_after,
+            _ => None,
         }
     }
 }
@@ -199,23 +211,22 @@ impl Backend {
                 .ok_or_else(|| LlmError::Malformed("no choices[0].message.content".into()));
         }
         let status = status.as_u16();
-        if status == 429 {
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            return Err(LlmError::RateLimited { retry_after });
-        }
-        if status >= 500 {
-            return Err(LlmError::Server { status });
-        }
+        let headers = response.headers();
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let retry_after =
+            http::parse_retry_after(header("retry-after-ms"), header(RETRY_AFTER.as_str()));
         let text = response.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<ErrorBody>(&text)
-            .map(|b| b.error.message)
-            .unwrap_or(text);
-        Err(LlmError::Refused { status, message })
+        // The body tells a busy 429 from an account out of credits (`insufficient_quota`).
+        match (status, http::is_transient(status, Some(&text))) {
+            (429, true) => Err(LlmError::RateLimited { retry_after }),
+            (_, true) => Err(LlmError::Server { status }),
+            (_, false) => {
+                let message = serde_json::from_str::<ErrorBody>(&text)
+                    .map(|b| b.error.message)
+                    .unwrap_or(text);
+                Err(LlmError::Refused { status, message })
+            }
+        }
     }
 }
 
@@ -254,6 +265,7 @@ pub struct Trace {
     primary: AtomicU32,
     fallback: AtomicU32,
     canned: AtomicU32,
+    rate_limited: AtomicU32,
 }
 
 impl Trace {
@@ -265,6 +277,11 @@ impl Trace {
     /// HTTP requests this user request sent to the fallback model.
     pub fn fallback_attempts(&self) -> u32 {
         self.fallback.load(Ordering::Relaxed)
+    }
+
+    /// HTTP 429s this user request received.
+    pub fn rate_limited(&self) -> u32 {
+        self.rate_limited.load(Ordering::Relaxed)
     }
 
     /// Whether any function of the stack ran for this request (none did: served by the cache).
@@ -313,7 +330,15 @@ impl Call {
             ),
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        let text = self.backend.complete(name, question, &self.id).await?;
+        let text = self
+            .backend
+            .complete(name, question, &self.id)
+            .await
+            .inspect_err(|e| {
+                if matches!(e, LlmError::RateLimited { .. }) {
+                    self.trace.rate_limited.fetch_add(1, Ordering::Relaxed);
+                }
+            })?;
         Ok(Answer { text, source })
     }
 

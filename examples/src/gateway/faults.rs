@@ -20,7 +20,7 @@ pub enum Fault {
         /// Time before the error.
         after: Duration,
     },
-    /// Answers HTTP 429 with a `Retry-After` header after `after`.
+    /// Answers HTTP 429 with `Retry-After` (and `retry-after-ms`) after `after`.
     RateLimited {
         /// Time before the error.
         after: Duration,
@@ -36,8 +36,11 @@ pub enum Fault {
 pub struct FaultPlan {
     /// Seeds every decision.
     pub seed: u64,
-    /// Share of attempts answered with HTTP 500 or 429 (half each).
+    /// Share of attempts answered with HTTP 500 or 429.
     pub failure_rate: f64,
+    /// Share of those failures that are HTTP 429 (the others are 500). A service that enforces a
+    /// real quota ([`Quota`](super::server::Quota)) makes its own 429s; its plan sets this to 0.
+    pub rate_limited_share: f64,
     /// Share of attempts never answered.
     pub hang_rate: f64,
     /// Median latency of the primary model; the fallback model answers twice as fast.
@@ -53,6 +56,7 @@ impl Default for FaultPlan {
         FaultPlan {
             seed: 42,
             failure_rate: 0.08,
+            rate_limited_share: 0.5,
             hang_rate: 0.02,
             median_latency: Duration::from_millis(20),
             latency_sigma: 0.5,
@@ -91,7 +95,7 @@ impl FaultPlan {
         if kind < self.hang_rate {
             Fault::Hang
         } else if kind < self.hang_rate + self.failure_rate {
-            if which < 0.5 {
+            if which < 1.0 - self.rate_limited_share {
                 Fault::ServerError { after: after / 4 }
             } else {
                 Fault::RateLimited { after: after / 4 }

@@ -1,6 +1,7 @@
 //! Runs one request stream through each rung and measures it: figures from the registry's counters,
 //! cross-checked against the example's own tally of every request.
 
+use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::client::{Backend, Call, Source};
+use super::client::{Answer, Backend, Call, LlmError, Source};
 use super::load::{QueryPool, Request, stream};
 use super::server::Server;
 use super::stack::{Profile, Rung};
@@ -81,6 +82,8 @@ pub struct Record {
     pub outcome: Outcome,
     /// HTTP requests it sent to the primary model.
     pub primary_attempts: u32,
+    /// HTTP 429s it received.
+    pub rate_limited: u32,
     /// Its error, if it failed.
     pub error: Option<String>,
 }
@@ -261,22 +264,23 @@ pub async fn run_ladder(
 }
 
 fn progress_bar(config: &LadderConfig, rung: Rung, index: usize) -> ProgressBar {
-    if !config.progress {
+    let prefix = format!("{}/{} {}", index + 1, config.rungs.len(), rung.label());
+    new_bar(config.progress, config.requests, prefix)
+}
+
+/// A progress bar of `len` requests labelled `prefix`, or a hidden one.
+pub(crate) fn new_bar(shown: bool, len: usize, prefix: String) -> ProgressBar {
+    if !shown {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(config.requests as u64);
+    let bar = ProgressBar::new(len as u64);
     let style = ProgressStyle::with_template(
         "{prefix:>24} [{bar:30.cyan/blue}] {pos:>6}/{len:6} {elapsed:>3} {msg}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ");
     bar.set_style(style);
-    bar.set_prefix(format!(
-        "{}/{} {}",
-        index + 1,
-        config.rungs.len(),
-        rung.label()
-    ));
+    bar.set_prefix(prefix);
     bar
 }
 
@@ -294,60 +298,20 @@ async fn run_rung(
     let (stop, stopped) = oneshot::channel();
     let sampler = tokio::spawn(sample_breaker(names.breaker, start, stopped));
 
-    let slots = Arc::new(Semaphore::new(
-        config.concurrency.clamp(1, Semaphore::MAX_PERMITS),
-    ));
-    let mut tasks = JoinSet::new();
-    for request in requests {
-        if let Some(rate) = config.rate.filter(|r| *r > 0.0) {
-            let due = Duration::try_from_secs_f64(request.index as f64 / rate)
-                .ok()
-                .and_then(|offset| start.checked_add(offset));
-            if let Some(due) = due {
-                tokio::time::sleep_until(due).await;
-            }
-        }
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            break; // never closed
-        };
-        let call = Call::new(backend.clone(), format!("req-{}", request.index));
-        let request = request.clone();
-        let bar = bar.clone();
-        tasks.spawn(async move {
-            let begun = start.elapsed();
-            let result = profile.run(rung, request.text.clone(), call.clone()).await;
-            let end = start.elapsed();
-            drop(slot);
-            bar.inc(1);
-            let trace = call.trace();
-            let (outcome, error) = match result {
-                Err(e) => (Outcome::Failed, Some(e.to_string())),
-                Ok(_) if !trace.ran_anything() => (Outcome::Cache, None),
-                Ok(answer) => match answer.source {
-                    Source::Primary => (Outcome::Primary, None),
-                    Source::Fallback => (Outcome::Fallback, None),
-                    Source::Canned => (Outcome::Canned, None),
-                },
-            };
-            Record {
-                request,
-                start: begun,
-                end,
-                outcome,
-                primary_attempts: trace.primary_attempts(),
-                error,
-            }
-        });
-    }
-    let mut records = Vec::with_capacity(requests.len());
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(record) => records.push(record),
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => {} // cancelled: never happens, the set is not aborted
-        }
-    }
-    records.sort_by_key(|r| r.request.index);
+    let arrivals = match config.rate {
+        Some(rate) => Arrivals::Steady(rate),
+        None => Arrivals::FullSpeed,
+    };
+    let records = drive(
+        backend,
+        requests,
+        &arrivals,
+        config.concurrency,
+        start,
+        bar,
+        move |question, call| profile.run(rung, question, call),
+    )
+    .await;
     let elapsed = start.elapsed();
     let _ = stop.send(());
     let breaker_open = sampler.await.unwrap_or_default();
@@ -380,6 +344,132 @@ async fn run_rung(
         breaker_open,
         elapsed,
     }
+}
+
+/// When the requests of a stream start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Arrivals {
+    /// As fast as the concurrency allows.
+    FullSpeed,
+    /// This many a second, evenly spaced.
+    Steady(f64),
+    /// In waves: the rate swings between `mean × (1 - swing)` and `mean × (1 + swing)` once every
+    /// `period` (a sine), so for part of each period it is above the mean.
+    Waves {
+        /// Requests a second on average.
+        mean: f64,
+        /// The swing, 0 (steady) to 1.
+        swing: f64,
+        /// The length of one wave.
+        period: Duration,
+    },
+}
+
+impl Arrivals {
+    /// When request `index` (0-based) is due, from the start of the run; `None` at full speed.
+    pub fn due(&self, index: usize) -> Option<Duration> {
+        let n = index as f64;
+        let secs = match *self {
+            Arrivals::FullSpeed => return None,
+            Arrivals::Steady(rate) if rate > 0.0 => n / rate,
+            Arrivals::Steady(_) => return None,
+            Arrivals::Waves {
+                mean,
+                swing,
+                period,
+            } => {
+                if mean <= 0.0 {
+                    return None;
+                }
+                // Requests due by `t`: the integral of `mean × (1 + swing × sin(2πt / T))`, which
+                // never decreases for a swing up to 1. Solved for `t` by bisection.
+                let swing = swing.clamp(0.0, 1.0);
+                let t_period = period.as_secs_f64().max(1e-6);
+                let w = std::f64::consts::TAU / t_period;
+                let count = |t: f64| mean * (t + swing * (1.0 - (w * t).cos()) / w);
+                let (mut lo, mut hi) = (0.0, n / mean + t_period);
+                while count(hi) < n {
+                    hi *= 2.0;
+                }
+                for _ in 0..60 {
+                    let mid = (lo + hi) / 2.0;
+                    if count(mid) < n { lo = mid } else { hi = mid }
+                }
+                hi
+            }
+        };
+        Duration::try_from_secs_f64(secs).ok()
+    }
+}
+
+/// Sends `requests` through `run`, each as [`Arrivals`] says, at most `concurrency` in flight, and
+/// records how each ended. Times are measured from `start`.
+pub async fn drive<F, Fut>(
+    backend: &Arc<Backend>,
+    requests: &[Request],
+    arrivals: &Arrivals,
+    concurrency: usize,
+    start: Instant,
+    bar: &ProgressBar,
+    run: F,
+) -> Vec<Record>
+where
+    F: Fn(String, Call) -> Fut,
+    Fut: Future<Output = Result<Answer, LlmError>> + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(concurrency.clamp(1, Semaphore::MAX_PERMITS)));
+    let mut tasks = JoinSet::new();
+    for request in requests {
+        if let Some(due) = arrivals
+            .due(request.index)
+            .and_then(|offset| start.checked_add(offset))
+        {
+            tokio::time::sleep_until(due).await;
+        }
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break; // never closed
+        };
+        let call = Call::new(backend.clone(), format!("req-{}", request.index));
+        let request = request.clone();
+        let bar = bar.clone();
+        let answer = run(request.text.clone(), call.clone());
+        tasks.spawn(async move {
+            let begun = start.elapsed();
+            let result = answer.await;
+            let end = start.elapsed();
+            drop(slot);
+            bar.inc(1);
+            let trace = call.trace();
+            let (outcome, error) = match result {
+                Err(e) => (Outcome::Failed, Some(e.to_string())),
+                Ok(_) if !trace.ran_anything() => (Outcome::Cache, None),
+                Ok(answer) => match answer.source {
+                    Source::Primary => (Outcome::Primary, None),
+                    Source::Fallback => (Outcome::Fallback, None),
+                    Source::Canned => (Outcome::Canned, None),
+                },
+            };
+            Record {
+                request,
+                start: begun,
+                end,
+                outcome,
+                primary_attempts: trace.primary_attempts(),
+                rate_limited: trace.rate_limited(),
+                error,
+            }
+        });
+    }
+    let mut records = Vec::with_capacity(requests.len());
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(record) => records.push(record),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => {} // cancelled: never happens, the set is not aborted
+        }
+    }
+    records.sort_by_key(|r| r.request.index);
+    records
 }
 
 /// The figures as the registry's counters tell them: each rung reads the layers it has.
@@ -447,18 +537,21 @@ fn tally(records: &[Record]) -> Figures {
     f
 }
 
-/// The counters of one policy that the ladder reads.
+/// The counters of one policy that the ladder and the quota table read.
 #[derive(Debug, Clone, Default)]
-struct Counters {
-    calls: u64,
-    successes: u64,
-    failures: u64,
-    retries: u64,
-    timeouts: u64,
-    rejections: u64,
-    hits: u64,
-    openings: u64,
-    served: Vec<u64>,
+pub(crate) struct Counters {
+    pub(crate) calls: u64,
+    pub(crate) successes: u64,
+    pub(crate) failures: u64,
+    pub(crate) retries: u64,
+    pub(crate) timeouts: u64,
+    pub(crate) rejections: u64,
+    pub(crate) hits: u64,
+    pub(crate) openings: u64,
+    pub(crate) waited: u64,
+    pub(crate) budget_exhausted: u64,
+    pub(crate) deadline_exceeded: u64,
+    pub(crate) served: Vec<u64>,
 }
 
 impl Counters {
@@ -472,12 +565,20 @@ impl Counters {
             rejections: s.rejections,
             hits: s.hits,
             openings: s.openings,
+            waited: s.waited,
+            budget_exhausted: s.budget_exhausted,
+            deadline_exceeded: s.deadline_exceeded,
             served: s.fallbacks.iter().map(|(_, n)| *n).collect(),
         })
     }
 
     /// The change of `(kind, name)`'s counters from `before` to `after`.
-    fn delta(before: &Snapshot, after: &Snapshot, kind: PolicyKind, name: &str) -> Counters {
+    pub(crate) fn delta(
+        before: &Snapshot,
+        after: &Snapshot,
+        kind: PolicyKind,
+        name: &str,
+    ) -> Counters {
         let (b, a) = (
             Counters::read(before.get(kind, name)),
             Counters::read(after.get(kind, name)),
@@ -491,6 +592,9 @@ impl Counters {
             rejections: a.rejections - b.rejections.min(a.rejections),
             hits: a.hits - b.hits.min(a.hits),
             openings: a.openings - b.openings.min(a.openings),
+            waited: a.waited - b.waited.min(a.waited),
+            budget_exhausted: a.budget_exhausted - b.budget_exhausted.min(a.budget_exhausted),
+            deadline_exceeded: a.deadline_exceeded - b.deadline_exceeded.min(a.deadline_exceeded),
             served: a
                 .served
                 .iter()
@@ -534,4 +638,32 @@ async fn sample_breaker(
         open.push(from..start.elapsed());
     }
     open
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waves_keep_the_mean_and_swing_around_it() {
+        let waves = Arrivals::Waves {
+            mean: 100.0,
+            swing: 0.8,
+            period: Duration::from_secs(1),
+        };
+        let due = |i| waves.due(i).expect("a time").as_secs_f64();
+        // 100 a second on average: request 100 × k starts k seconds in.
+        for k in 1..5 {
+            assert!((due(100 * k) - k as f64).abs() < 1e-6, "{}", due(100 * k));
+        }
+        // The first quarter of each wave is its peak: more requests start then than in the last.
+        let in_window =
+            |from: f64, to: f64| (0..500).filter(|&i| (from..to).contains(&due(i))).count();
+        assert!(in_window(1.0, 1.25) > 2 * in_window(1.5, 1.75));
+        assert_eq!(
+            Arrivals::Steady(4.0).due(2),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(Arrivals::FullSpeed.due(7), None);
+    }
 }

@@ -1,5 +1,6 @@
 //! The LLM gateway behind `cargo run --example llm_gateway`: an embedded, flaky OpenAI-compatible
-//! service, a real HTTP client, and the reliability ladder measured against it.
+//! service, a real HTTP client, and the reliability ladder measured against it; then the same
+//! service with a quota per API key, and four ways for the client to live under it.
 
 pub mod cli;
 pub mod client;
@@ -7,6 +8,7 @@ pub mod faults;
 pub mod ladder;
 pub mod load;
 pub mod plot;
+pub mod quota;
 pub mod report;
 pub mod server;
 pub mod stack;

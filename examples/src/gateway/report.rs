@@ -1,9 +1,10 @@
-//! The ladder as a text table.
+//! The ladder and the quota table as text.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::ladder::{Ladder, percent};
+use super::quota::{QuotaRung, QuotaTable};
 use super::stack::Rung;
 
 /// `0.04 ms`, `2.1 ms`, `312 ms`, `1.25 s`.
@@ -104,6 +105,20 @@ pub fn table(ladder: &Ladder) -> String {
             percent(answered, total)
         );
     }
+    if let (Some(window), Some(breaker)) = (&ladder.outage, ladder.run(Rung::Breaker)) {
+        let first = breaker.breaker_open.first().map(|open| open.start);
+        let _ = match first {
+            Some(first) => writeln!(
+                out,
+                "The circuit was first open {:.2} s into the rung (the outage began at {:.2} s); it \
+                 opened {} times.",
+                first.as_secs_f64(),
+                window.start.as_secs_f64(),
+                breaker.openings
+            ),
+            None => writeln!(out, "The circuit never opened."),
+        };
+    }
     if let Some(cached) = ladder.run(Rung::Cache).or(ladder.run(Rung::Breaker)) {
         let requests = cached.figures.requests;
         let _ = writeln!(
@@ -124,6 +139,92 @@ pub fn table(ladder: &Ladder) -> String {
             out,
             "Figures read from reliability::registry() counters; they agree with the example's own \
              count of every request."
+        );
+    } else {
+        for line in disagreements {
+            let _ = writeln!(out, "warning: {line}");
+        }
+    }
+    out
+}
+
+/// The quota table: one row per rung, then what each layer did, then how the 429s compare and any
+/// disagreement between the counts.
+pub fn quota_table(table: &QuotaTable) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "under a quota       {:>8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>6}",
+        "success", "outside", "429s", "attempts", "p50", "p95", "p99", "time"
+    );
+    let _ = writeln!(
+        out,
+        "{:<19} {:>8} {:>8} {:>9} {:>9}",
+        "", "", "outage", "received", "/request"
+    );
+    for run in &table.runs {
+        let f = &run.figures;
+        let outside = match &table.outage {
+            Some(window) => format!("{:.1}%", run.success_outside(window)),
+            None => "-".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<19} {:>7.1}% {:>8} {:>9} {:>9.2} {:>8} {:>8} {:>8} {:>6}",
+            run.rung.label(),
+            f.success_percent(),
+            outside,
+            f.rate_limited,
+            f.attempts_per_request(),
+            format_duration(run.latency(50.0)),
+            format_duration(run.latency(95.0)),
+            format_duration(run.latency(99.0)),
+            format!("{:.1} s", run.elapsed.as_secs_f64()),
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "what the layers did: {:<19} {:>8} {:>9} {:>14} {:>16} {:>14}",
+        "", "retries", "timeouts", "permit waits", "limit rejections", "budget spent"
+    );
+    for run in &table.runs {
+        let _ = writeln!(
+            out,
+            "{:<20} {:<19} {:>8} {:>9} {:>14} {:>16} {:>14}",
+            "",
+            run.rung.label(),
+            run.retries,
+            run.timeouts,
+            run.waited,
+            run.limiter_rejections,
+            run.budget_exhausted,
+        );
+    }
+    let _ = writeln!(out);
+    if let (Some(backoff), Some(limited)) =
+        (table.run(QuotaRung::Backoff), table.run(QuotaRung::Limiter))
+    {
+        let (before, after) = (backoff.figures.rate_limited, limited.figures.rate_limited);
+        let factor = if after == 0 {
+            "all of them".to_owned()
+        } else {
+            format!("{:.0}×", before as f64 / after as f64)
+        };
+        let _ = writeln!(
+            out,
+            "Honouring Retry-After and limiting the client cut the 429s from {before} to {after} ({factor}), \
+             answering {:.1}% of requests against {:.1}% with backoff alone.",
+            limited.figures.success_percent(),
+            backoff.figures.success_percent(),
+        );
+    }
+    let disagreements: Vec<String> = table.runs.iter().flat_map(|r| r.disagreements()).collect();
+    if disagreements.is_empty() {
+        let _ = writeln!(
+            out,
+            "Requests, answers and HTTP requests read from reliability::registry() counters, 429s from \
+             the service's count; they agree with the example's own count of every request."
         );
     } else {
         for line in disagreements {

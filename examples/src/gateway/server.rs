@@ -2,8 +2,10 @@
 //!
 //! `POST /v1/chat/completions` takes `{"model": .., "messages": [{"role": .., "content": ..}]}` and
 //! answers like OpenAI's API: a `chat.completion` object, or `{"error": {..}}` with HTTP 400, 401,
-//! 429 (with `Retry-After`), 500 or 503. Clients may send an `x-request-id` header; the service
-//! counts the attempts of each id, and the [`FaultPlan`] decides each attempt's fault from it.
+//! 429 (with `Retry-After` and `retry-after-ms`), 500 or 503. Clients may send an `x-request-id`
+//! header; the service counts the attempts of each id, and the [`FaultPlan`] decides each attempt's
+//! fault from it. With a [`Quota`], each API key (the bearer token) may send so many requests a
+//! second; the service answers 429 beyond it, before the model sees the request.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -32,6 +34,59 @@ pub struct ServiceConfig {
     pub primary_model: String,
     /// If set, requests must carry `Authorization: Bearer <key>` or get HTTP 401.
     pub api_key: Option<String>,
+    /// If set, the requests a second each API key may send.
+    pub quota: Option<Quota>,
+}
+
+/// A requests-per-second quota per API key, enforced as a token bucket: `per_second` tokens a
+/// second, at most `burst` saved up. Every request that reaches the model takes a token (a request
+/// the model then fails or never answers too: the quota counts requests, not answers); a request
+/// that finds none gets HTTP 429 and takes none.
+///
+/// The 429 says when to come back (`retry-after-ms`, and `Retry-After` in whole seconds, rounded
+/// up): at the next token not already promised to an earlier 429 of the same key. So clients that
+/// honour it come back one by one, as the tokens do, and not all at once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quota {
+    /// Requests a second, on average.
+    pub per_second: u32,
+    /// Requests that may be sent at once after a quiet period.
+    pub burst: u32,
+}
+
+/// One API key's token bucket.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+    /// The next token no 429 has promised yet.
+    promised: Instant,
+}
+
+impl Bucket {
+    fn new(quota: Quota, now: Instant) -> Bucket {
+        Bucket {
+            tokens: f64::from(quota.burst),
+            updated: now,
+            promised: now,
+        }
+    }
+
+    /// Takes a token, or says when to come back.
+    fn take(&mut self, quota: Quota, now: Instant) -> Result<(), Duration> {
+        let rate = f64::from(quota.per_second.max(1));
+        let earned = now.saturating_duration_since(self.updated).as_secs_f64() * rate;
+        self.tokens = (self.tokens + earned).min(f64::from(quota.burst.max(1)));
+        self.updated = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Ok(());
+        }
+        let ready = now + Duration::from_secs_f64((1.0 - self.tokens) / rate);
+        let slot = ready.max(self.promised);
+        self.promised = slot + Duration::from_secs_f64(1.0 / rate);
+        Err(slot - now)
+    }
 }
 
 /// A running embedded service on `127.0.0.1`; stopped when dropped.
@@ -48,6 +103,9 @@ struct Shared {
     epoch: Mutex<Instant>,
     attempts: Mutex<HashMap<(String, String), u32>>,
     anonymous: AtomicU64,
+    buckets: Mutex<HashMap<String, Bucket>>,
+    over_quota: AtomicU64,
+    too_many: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -64,6 +122,9 @@ impl Server {
             epoch: Mutex::new(Instant::now()),
             attempts: Mutex::new(HashMap::new()),
             anonymous: AtomicU64::new(0),
+            buckets: Mutex::new(HashMap::new()),
+            over_quota: AtomicU64::new(0),
+            too_many: AtomicU64::new(0),
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
@@ -80,16 +141,36 @@ impl Server {
         format!("http://{}/v1", self.addr)
     }
 
-    /// Starts a new timeline (the outage window is measured from now) and forgets every attempt
-    /// count, so a rung sees the same faults as the rung before it.
+    /// Starts a new timeline (the outage window is measured from now), forgets every attempt
+    /// count and refills every quota, so a rung sees the same faults as the rung before it.
     pub fn restart(&self) {
         *lock(&self.shared.epoch) = Instant::now();
         lock(&self.shared.attempts).clear();
+        lock(&self.shared.buckets).clear();
+        self.shared.over_quota.store(0, Ordering::Relaxed);
+        self.shared.too_many.store(0, Ordering::Relaxed);
     }
 
     /// The plan the service follows.
     pub fn plan(&self) -> &FaultPlan {
         &self.shared.config.plan
+    }
+
+    /// The quota it enforces, if any.
+    pub fn quota(&self) -> Option<Quota> {
+        self.shared.config.quota
+    }
+
+    /// Requests it refused with 429 for being over the quota, since the last
+    /// [`restart`](Self::restart).
+    pub fn over_quota(&self) -> u64 {
+        self.shared.over_quota.load(Ordering::Relaxed)
+    }
+
+    /// Every 429 it sent (over the quota, or injected by the [`FaultPlan`]), since the last
+    /// [`restart`](Self::restart).
+    pub fn rate_limited(&self) -> u64 {
+        self.shared.too_many.load(Ordering::Relaxed)
     }
 }
 
@@ -116,6 +197,36 @@ fn error(status: StatusCode, kind: &str, message: &str) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// A 429 asking the client to wait `wait`: `retry-after-ms` (as OpenAI sends it) and `Retry-After`
+/// in whole seconds, rounded up.
+fn too_many_requests(shared: &Shared, message: &str, wait: Duration) -> Response {
+    shared.too_many.fetch_add(1, Ordering::Relaxed);
+    let body = json!({ "error": {
+        "message": message, "type": "requests", "code": "rate_limit_exceeded"
+    } });
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    let headers = response.headers_mut();
+    let millis = wait.as_secs_f64() * 1e3;
+    if let Ok(value) = HeaderValue::from_str(&format!("{millis:.0}")) {
+        headers.insert("retry-after-ms", value);
+    }
+    headers.insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(wait.as_secs_f64().ceil() as u64),
+    );
+    response
+}
+
+/// The API key a request is counted against: its bearer token, or `anonymous`.
+fn api_key(headers: &HeaderMap) -> String {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("anonymous")
+        .to_owned()
+}
+
 async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     if let Some(key) = &shared.config.api_key {
         let expected = format!("Bearer {key}");
@@ -128,6 +239,22 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
                 "invalid_request_error",
                 "Incorrect API key provided.",
             );
+        }
+    }
+    if let Some(quota) = shared.config.quota {
+        let now = Instant::now();
+        let taken = lock(&shared.buckets)
+            .entry(api_key(&headers))
+            .or_insert_with(|| Bucket::new(quota, now))
+            .take(quota, now);
+        if let Err(wait) = taken {
+            shared.over_quota.fetch_add(1, Ordering::Relaxed);
+            let message = format!(
+                "Rate limit reached for requests: limit {} per second. Please try again in {} ms.",
+                quota.per_second,
+                wait.as_millis()
+            );
+            return too_many_requests(&shared, &message, wait);
         }
     }
     let request: ChatRequest = match serde_json::from_slice(&body) {
@@ -189,15 +316,12 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
         }
         Fault::RateLimited { after } => {
             tokio::time::sleep(after).await;
-            let mut response = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_error",
-                "Rate limit reached. Please try again in 1s.",
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            response
+            // The embedded service's timeline is the real one divided by 100: "1 s" is 10 ms.
+            too_many_requests(
+                &shared,
+                "Rate limit reached. Please try again in 10 ms.",
+                FAULT_RETRY_AFTER,
+            )
         }
         Fault::Answer { after } => {
             tokio::time::sleep(after).await;
@@ -205,6 +329,9 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
         }
     }
 }
+
+/// The wait a 429 of the [`FaultPlan`] asks for (1 s on the timeline divided by 100).
+pub const FAULT_RETRY_AFTER: Duration = Duration::from_millis(10);
 
 fn completion(model: &str, id: &str, attempt: u32, question: &str) -> Response {
     let content = format!(

@@ -3,7 +3,7 @@
 //! Each rung adds one layer to the rung before it; the last one, [`embedded::gpt4`], is the
 //! recommended stack. `stack!` writes the same functions twice, with two sets of durations:
 //! [`remote`] has the recommended values for a real model API (30 s per attempt, 1 s first
-//! backoff, 60 s cooldown), and [`embedded`] the same values divided by 100, because the embedded
+//! backoff, a breaker window of 30 s, 60 s cooldown), and [`embedded`] the same values divided by 100, because the embedded
 //! service runs on a millisecond timeline so that the whole ladder finishes in seconds.
 
 use clap::ValueEnum;
@@ -111,6 +111,7 @@ macro_rules! stack {
             max_backoff: $max_delay:literal,
             fallback_timeout: $fallback_timeout:literal,
             breaker: $breaker:literal,
+            breaker_window: $window:literal,
             cooldown: $cooldown:literal,
         }
     ) => {
@@ -165,12 +166,19 @@ macro_rules! stack {
             /// Rung 6, the full recommended stack: + a circuit breaker between the retries and the
             /// per-attempt timeout, so that hung attempts count as failures and an open circuit
             /// sends requests straight to the fallback.
+            ///
+            /// The breaker uses the rate rule: it opens when half the calls of its window failed,
+            /// once the window holds 20 calls. Under concurrent traffic failures come in bursts
+            /// (cold connections at the start, a few hung attempts timing out together) and
+            /// successes interleave them: "5 in a row" then opens on a blip and can miss a partial
+            /// outage, while a share of enough calls does neither.
             #[cached(ttl = 3600, key = question.trim().to_lowercase())]
             #[fallback(gpt35, canned)]
             #[retry(max = 3, backoff = "exponential", delay = $delay, max_delay = $max_delay,
                     when = LlmError::is_transient)]
-            #[circuit_breaker(name = $breaker, failure_threshold = 5, success_threshold = 2,
-                              cooldown = $cooldown, when = LlmError::is_transient)]
+            #[circuit_breaker(name = $breaker, failure_rate = 0.5, window = $window,
+                              min_calls = 20, success_threshold = 2, cooldown = $cooldown,
+                              when = LlmError::is_transient)]
             #[timeout(secs = $attempt)]
             pub async fn gpt4(question: String, call: Call) -> Result<Answer, LlmError> {
                 call.complete(Model::Primary, &question).await
@@ -219,13 +227,14 @@ macro_rules! stack {
 
 stack! {
     /// The stack with durations for the embedded service: the recommended values divided by 100
-    /// (300 ms per attempt, 10 ms first backoff, 600 ms cooldown).
+    /// (300 ms per attempt, 10 ms first backoff, a breaker window of 300 ms, 600 ms cooldown).
     pub mod embedded {
         attempt_timeout: "300ms",
         first_backoff: "10ms",
         max_backoff: "300ms",
         fallback_timeout: "100ms",
         breaker: "gpt4",
+        breaker_window: "300ms",
         cooldown: "600ms",
     }
 }
@@ -238,6 +247,7 @@ stack! {
         max_backoff: "30s",
         fallback_timeout: "10s",
         breaker: "gpt4-remote",
+        breaker_window: "30s",
         cooldown: "60s",
     }
 }

@@ -4,8 +4,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::__private::{Convert, NameFn, StackCtx};
 use crate::bulkhead::{Bulkhead, BulkheadConfig};
+use crate::call::{Convert, StackCtx};
+use crate::site::Site;
 use crate::slot::Slot;
 
 /// A `static` holding one bulkhead layer.
@@ -18,32 +19,41 @@ pub struct BulkheadSlot {
 
 impl BulkheadSlot {
     /// A slot with settings the macro checked; `name` when the attribute names the bulkhead.
-    pub const fn new(name: Option<&'static str>, max: u32, queue: u32, wait: Duration) -> Self {
+    pub const fn new(max: u32, queue: u32, wait: Duration) -> Self {
         BulkheadSlot {
-            name,
+            name: None,
             config: BulkheadConfig::checked(max, queue, wait),
             slot: Slot::new(),
         }
     }
 
+    /// Registered as `name`, one for every instantiation of the function.
+    pub const fn named(mut self, name: &'static str) -> Self {
+        self.name = Some(name);
+        self
+    }
+
     /// The bulkhead, registered on first use. A bulkhead named explicitly is one for every
     /// instantiation of the function.
     #[inline]
-    pub fn get(&self, instance: &'static str, default_name: NameFn<'_>) -> &'static Bulkhead {
-        let instance = if self.name.is_some() { "" } else { instance };
-        self.slot
-            .get(instance, |_| true, || self.make(default_name))
+    pub fn get(&self, site: &Site) -> &'static Bulkhead {
+        let instance = if self.name.is_some() {
+            ""
+        } else {
+            site.instance()
+        };
+        self.slot.get(instance, |_| true, || self.make(site))
     }
 
     #[cold]
-    fn make(&self, default_name: NameFn<'_>) -> Bulkhead {
-        let name = self.name.map_or_else(default_name, str::to_owned);
+    fn make(&self, site: &Site) -> Bulkhead {
+        let name = self.name.map_or_else(|| site.name(), str::to_owned);
         let (bulkhead, created) = Bulkhead::shared(&name, self.config);
         if !created && bulkhead.config() != self.config {
             tracing::warn!(
                 target: "reliability",
                 bulkhead = %name,
-                function = %default_name(),
+                function = %site,
                 settings = ?self.config,
                 in_use = ?bulkhead.config(),
                 "another function made the bulkhead of this name with other settings; this function shares it, with the settings in use"

@@ -10,8 +10,9 @@ use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::__private::{NameFn, StackCtx};
 use crate::cache::{Cache, CacheConfig};
+use crate::call::StackCtx;
+use crate::site::Site;
 use crate::slot::Slot;
 
 /// A cache key.
@@ -44,32 +45,41 @@ pub struct CacheSlot {
 }
 
 impl CacheSlot {
-    /// A slot with settings the macro checked; `name` when the attribute names the cache.
-    pub const fn new(
-        name: Option<&'static str>,
-        ttl: Option<Duration>,
-        tti: Option<Duration>,
-        max_size: u64,
-    ) -> Self {
+    /// A slot of `max_size` entries (checked by the macro).
+    pub const fn new(max_size: u64) -> Self {
         CacheSlot {
-            name,
-            config: CacheConfig::checked(ttl, tti, max_size),
+            name: None,
+            config: CacheConfig::checked(None, None, max_size),
             slot: Slot::new(),
         }
     }
 
+    /// Registered as `name`.
+    pub const fn named(mut self, name: &'static str) -> Self {
+        self.name = Some(name);
+        self
+    }
+
+    /// With a time to live the macro checked.
+    pub const fn ttl(mut self, ttl: Duration) -> Self {
+        self.config = CacheConfig::checked(Some(ttl), self.config.tti, self.config.max_size);
+        self
+    }
+
+    /// With a time to idle the macro checked.
+    pub const fn tti(mut self, tti: Duration) -> Self {
+        self.config = CacheConfig::checked(self.config.ttl, Some(tti), self.config.max_size);
+        self
+    }
+
     /// The cache for `K → V` of this instantiation, registered on first use.
     #[inline]
-    pub fn get<K: CacheKey, V: CacheValue>(
-        &self,
-        instance: &'static str,
-        default_name: NameFn<'_>,
-    ) -> &'static Cache<K, V> {
+    pub fn get<K: CacheKey, V: CacheValue>(&self, site: &Site) -> &'static Cache<K, V> {
         let fits =
             |cache: &Box<dyn Any + Send + Sync>| cache.downcast_ref::<Cache<K, V>>().is_some();
         let cache = self
             .slot
-            .get(instance, fits, || Box::new(self.make::<K, V>(default_name)));
+            .get(site.instance(), fits, || Box::new(self.make::<K, V>(site)));
         match cache.downcast_ref::<Cache<K, V>>() {
             Some(cache) => cache,
             None => unreachable!("the slot checked the type"),
@@ -77,17 +87,17 @@ impl CacheSlot {
     }
 
     #[cold]
-    fn make<K: CacheKey, V: CacheValue>(&self, default_name: NameFn<'_>) -> Cache<K, V> {
+    fn make<K: CacheKey, V: CacheValue>(&self, site: &Site) -> Cache<K, V> {
         let name = match self.name {
             Some(name) => name.to_owned(),
-            None => default_name(),
+            None => site.name(),
         };
         let (cache, created) = Cache::<K, V>::shared(&name, self.config);
         if !created && cache.config() != self.config {
             tracing::warn!(
                 target: "reliability",
                 cache = %name,
-                function = %default_name(),
+                function = %site,
                 settings = ?self.config,
                 in_use = ?cache.config(),
                 "another function made the cache of this name with other settings; this function shares it, with the settings in use"
@@ -95,6 +105,12 @@ impl CacheSlot {
         }
         cache
     }
+}
+
+/// The `unless` used when none is given: every value is stored.
+#[inline(always)]
+pub fn store_all<V>(_: &V) -> bool {
+    false
 }
 
 /// How `#[cached]` treats the function's return type `R`, chosen by [`StoresOk`] (for a `Result`)
@@ -147,12 +163,12 @@ pub struct Values;
 impl OkValues {
     /// Answers from `slot`, storing `Ok` values, except answers a fallback below served.
     #[inline]
-    pub async fn cached<K, V, E, F>(
+    pub async fn cached<K, V, E, F, U>(
         self,
         slot: &CacheSlot,
-        instance: &'static str,
-        name: NameFn<'_>,
+        site: &Site,
         ctx: &StackCtx,
+        unless: &U,
         key: K,
         fut: F,
     ) -> Result<V, E>
@@ -160,9 +176,10 @@ impl OkValues {
         K: CacheKey,
         V: CacheValue,
         F: Future<Output = Result<V, E>>,
+        U: Fn(&V) -> bool + Sync,
     {
-        let keep = || !ctx.degraded.load(Ordering::Relaxed);
-        slot.get::<K, V>(instance, name)
+        let keep = |value: &V| !ctx.degraded.load(Ordering::Relaxed) && !unless(value);
+        slot.get::<K, V>(site)
             .core
             .get_or_run(key, fut, &keep)
             .await
@@ -172,12 +189,12 @@ impl OkValues {
 impl Values {
     /// Answers from `slot`, storing every value, except answers a fallback below served.
     #[inline]
-    pub async fn cached<K, V, F>(
+    pub async fn cached<K, V, F, U>(
         self,
         slot: &CacheSlot,
-        instance: &'static str,
-        name: NameFn<'_>,
+        site: &Site,
         ctx: &StackCtx,
+        unless: &U,
         key: K,
         fut: F,
     ) -> V
@@ -185,11 +202,12 @@ impl Values {
         K: CacheKey,
         V: CacheValue,
         F: Future<Output = V>,
+        U: Fn(&V) -> bool + Sync,
     {
-        let keep = || !ctx.degraded.load(Ordering::Relaxed);
+        let keep = |value: &V| !ctx.degraded.load(Ordering::Relaxed) && !unless(value);
         let fut = async { Ok::<V, std::convert::Infallible>(fut.await) };
         match slot
-            .get::<K, V>(instance, name)
+            .get::<K, V>(site)
             .core
             .get_or_run(key, fut, &keep)
             .await

@@ -14,8 +14,9 @@ use tokio::time::Instant;
 
 use super::expand::{CacheSlot, OkValues, Values};
 use super::{Cache, Core, Flight, Stored};
-use crate::__private::{NameFn, StackCtx};
+use crate::call::StackCtx;
 use crate::shared::{RedisStore, installed};
+use crate::site::Site;
 use crate::stats::Field;
 
 /// The format of a stored entry: `(FORMAT, key bytes, value)`, postcard-encoded.
@@ -133,7 +134,7 @@ impl<K: SharedKey, V: SharedValue> SharedCache<K, V> {
     {
         self.cache
             .core
-            .get_or_run_shared(&self.store, &self.name, key, fut, &|| true)
+            .get_or_run_shared(&self.store, &self.name, key, fut, &|_| true)
             .await
     }
 
@@ -144,7 +145,7 @@ impl<K: SharedKey, V: SharedValue> SharedCache<K, V> {
         match self
             .cache
             .core
-            .get_or_run_shared(&self.store, &self.name, key, fut, &|| true)
+            .get_or_run_shared(&self.store, &self.name, key, fut, &|_| true)
             .await
         {
             Ok(value) => value,
@@ -189,7 +190,7 @@ where
         name: &str,
         key: K,
         fut: F,
-        keep: &(dyn Fn() -> bool + Sync),
+        keep: &(dyn Fn(&V) -> bool + Sync),
     ) -> Result<V, E>
     where
         F: Future<Output = Result<V, E>>,
@@ -234,7 +235,7 @@ where
         match fut.await {
             Ok(value) => {
                 self.stats.add(Field::Successes);
-                if keep() {
+                if keep(&value) {
                     if let Some(remote) = &remote {
                         self.write_remote(store, remote, &value).await;
                     }
@@ -327,12 +328,12 @@ impl OkValues {
     /// What `#[cached(shared)]` on a function returning `Result` expands into: [`cached`](Self::cached)
     /// with a second tier in the [installed](crate::shared::install) store, once there is one.
     #[inline]
-    pub async fn cached_shared<K, V, E, F>(
+    pub async fn cached_shared<K, V, E, F, U>(
         self,
         slot: &CacheSlot,
-        instance: &'static str,
-        name: NameFn<'_>,
+        site: &Site,
         ctx: &StackCtx,
+        unless: &U,
         key: K,
         fut: F,
     ) -> Result<V, E>
@@ -340,12 +341,13 @@ impl OkValues {
         K: SharedKey,
         V: SharedValue,
         F: Future<Output = Result<V, E>>,
+        U: Fn(&V) -> bool + Sync,
     {
         let Some(store) = installed() else {
-            return self.cached(slot, instance, name, ctx, key, fut).await;
+            return self.cached(slot, site, ctx, unless, key, fut).await;
         };
-        let keep = || !ctx.degraded.load(Ordering::Relaxed);
-        let cache = slot.get::<K, V>(instance, name);
+        let keep = |value: &V| !ctx.degraded.load(Ordering::Relaxed) && !unless(value);
+        let cache = slot.get::<K, V>(site);
         cache
             .core
             .get_or_run_shared(store, cache.name(), key, fut, &keep)
@@ -358,12 +360,12 @@ impl Values {
     /// [`cached`](Self::cached) with a second tier in the [installed](crate::shared::install)
     /// store, once there is one.
     #[inline]
-    pub async fn cached_shared<K, V, F>(
+    pub async fn cached_shared<K, V, F, U>(
         self,
         slot: &CacheSlot,
-        instance: &'static str,
-        name: NameFn<'_>,
+        site: &Site,
         ctx: &StackCtx,
+        unless: &U,
         key: K,
         fut: F,
     ) -> V
@@ -371,12 +373,13 @@ impl Values {
         K: SharedKey,
         V: SharedValue,
         F: Future<Output = V>,
+        U: Fn(&V) -> bool + Sync,
     {
         let Some(store) = installed() else {
-            return self.cached(slot, instance, name, ctx, key, fut).await;
+            return self.cached(slot, site, ctx, unless, key, fut).await;
         };
-        let keep = || !ctx.degraded.load(Ordering::Relaxed);
-        let cache = slot.get::<K, V>(instance, name);
+        let keep = |value: &V| !ctx.degraded.load(Ordering::Relaxed) && !unless(value);
+        let cache = slot.get::<K, V>(site);
         let fut = async { Ok::<V, std::convert::Infallible>(fut.await) };
         match cache
             .core

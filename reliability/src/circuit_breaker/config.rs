@@ -394,8 +394,8 @@ mod tests {
 
     /// Built in a `static`, as the attribute macro's slots build them.
     static CONSECUTIVE: BreakerConfig =
-        crate::__private::consecutive_breaker(3, 1, Duration::from_secs(5));
-    static RATE: BreakerConfig = crate::__private::rate_breaker(
+        super::super::expand::consecutive_breaker(3, 1, Duration::from_secs(5));
+    static RATE: BreakerConfig = super::super::expand::rate_breaker(
         0.25,
         SlidingWindow::Calls(20),
         None,

@@ -8,8 +8,9 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::__private::{Convert, NameFn, StackCtx};
+use crate::call::{Convert, StackCtx};
 use crate::circuit_breaker::{BreakerConfig, Caller, CircuitBreaker, Permit, SlidingWindow};
+use crate::site::Site;
 use crate::slot::Slot;
 
 /// A `static` holding one circuit breaker layer.
@@ -54,35 +55,44 @@ pub const fn rate_breaker(
 impl BreakerSlot {
     /// A slot for a breaker shared under `name`, or of its own (under the default name, one per
     /// instantiation of the function) for `None`; settings checked by the macro.
-    pub const fn new(name: Option<&'static str>, config: BreakerConfig) -> Self {
+    pub const fn new(config: BreakerConfig) -> Self {
         BreakerSlot {
-            name,
+            name: None,
             config,
             slot: Slot::new(),
         }
     }
 
+    /// Registered as `name`, one for every instantiation of the function.
+    pub const fn named(mut self, name: &'static str) -> Self {
+        self.name = Some(name);
+        self
+    }
+
     /// The breaker, registered on first use.
     #[inline]
-    pub fn get(&self, instance: &'static str, default_name: NameFn<'_>) -> &'static CircuitBreaker {
+    pub fn get(&self, site: &Site) -> &'static CircuitBreaker {
         // A breaker named explicitly is one for every instantiation.
-        let instance = if self.name.is_some() { "" } else { instance };
-        self.slot
-            .get(instance, |_| true, || self.make(default_name))
+        let instance = if self.name.is_some() {
+            ""
+        } else {
+            site.instance()
+        };
+        self.slot.get(instance, |_| true, || self.make(site))
     }
 
     #[cold]
-    fn make(&self, default_name: NameFn<'_>) -> CircuitBreaker {
+    fn make(&self, site: &Site) -> CircuitBreaker {
         let name = match self.name {
             Some(name) => name.to_owned(),
-            None => default_name(),
+            None => site.name(),
         };
         let (breaker, created) = CircuitBreaker::shared(&name, self.config);
         if !created && breaker.config() != self.config {
             tracing::warn!(
                 target: "reliability",
                 breaker = %name,
-                function = %default_name(),
+                function = %site,
                 settings = ?self.config,
                 in_use = ?breaker.config(),
                 "another function made the circuit breaker of this name with other settings; this function shares it, with the settings in use"
@@ -98,7 +108,7 @@ impl BreakerSlot {
 #[inline]
 pub fn circuit_breaker<'a, T, E, F, P>(
     breaker: &'a CircuitBreaker,
-    name: NameFn<'a>,
+    site: &'a Site,
     ctx: &'a StackCtx,
     counts: &'a P,
     convert: Convert<E>,
@@ -111,7 +121,7 @@ where
     BreakerCall {
         fut,
         breaker,
-        name,
+        site,
         ctx,
         permit: None,
         asked: false,
@@ -128,7 +138,7 @@ pin_project_lite::pin_project! {
         #[pin]
         fut: F,
         breaker: &'a CircuitBreaker,
-        name: NameFn<'a>,
+        site: &'a Site,
         ctx: &'a StackCtx,
         permit: Option<Permit<'a>>,
         asked: bool,
@@ -151,7 +161,7 @@ where
         if !*this.asked {
             *this.asked = true;
             let caller = Caller {
-                function: Some(*this.name),
+                function: Some(*this.site),
                 attempt: this.ctx.attempt(),
             };
             match this.breaker.acquire_for(caller) {
@@ -163,9 +173,11 @@ where
             }
         }
         let out = std::task::ready!(this.fut.poll(cx));
-        // A permit dropped unrecorded (cancelled, or polled again) counts as neither.
+        // A permit dropped unrecorded (cancelled, or polled again) counts as neither; so does a
+        // rejection by a rate limit or bulkhead below: load shedding, not a failure of the service.
         if let Some(permit) = this.permit.take() {
             match &out {
+                Err(_) if this.ctx.shed.load(Ordering::Relaxed) => drop(permit),
                 Err(e) if (this.counts)(e) => permit.failure(),
                 _ => permit.success(),
             }

@@ -18,9 +18,10 @@ use tokio::time::Instant;
 
 use super::core::nanos;
 use super::{CLOSED, Caller, CircuitBreaker, CircuitState, ISOLATED, Inner, OPEN, STATE_MASK};
-use crate::__private::{Convert, NameFn, StackCtx};
+use crate::call::{Convert, StackCtx};
 use crate::error::Error;
 use crate::shared::{RedisStore, Script, installed};
+use crate::site::Site;
 use crate::stats::Field;
 use crate::sync::Ordering;
 
@@ -485,7 +486,7 @@ impl CircuitBreaker {
 /// name), once there is one; before, the breaker works locally.
 pub async fn circuit_breaker_shared<T, E, F, P>(
     breaker: &CircuitBreaker,
-    name: NameFn<'_>,
+    site: &Site,
     ctx: &StackCtx,
     counts: &P,
     convert: Convert<E>,
@@ -508,7 +509,7 @@ where
             && let Err(retry_after) = link.lease(&breaker.inner).await
         {
             let caller = Caller {
-                function: Some(name),
+                function: Some(site),
                 attempt: ctx.attempt(),
             };
             ctx.rejected
@@ -516,7 +517,7 @@ where
             return Err(convert(breaker.reject_shared(&caller, retry_after)));
         }
     }
-    super::expand::circuit_breaker(breaker, name, ctx, counts, convert, fut).await
+    super::expand::circuit_breaker(breaker, site, ctx, counts, convert, fut).await
 }
 
 #[cfg(test)]

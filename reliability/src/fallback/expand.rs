@@ -4,8 +4,9 @@
 use std::future::IntoFuture;
 use std::sync::atomic::Ordering;
 
-use crate::__private::{NameFn, StackCtx};
+use crate::call::StackCtx;
 use crate::fallback::Fallback;
+use crate::site::Site;
 use crate::slot::Slot;
 
 /// A `static` holding one fallback layer.
@@ -24,13 +25,14 @@ impl FallbackSlot {
         }
     }
 
-    /// The chain of this instantiation, registered under `name()` on first use.
+    /// The chain of this instantiation, registered under the site's name on first use.
     #[inline]
-    pub fn get(&self, instance: &'static str, name: NameFn<'_>) -> Chain {
-        Chain(
-            self.slot
-                .get(instance, |_| true, || Fallback::new(&name(), self.targets)),
-        )
+    pub fn get(&self, site: &Site) -> Chain {
+        Chain(self.slot.get(
+            site.instance(),
+            |_| true,
+            || Fallback::new(&site.name(), self.targets),
+        ))
     }
 }
 

@@ -5,8 +5,9 @@ use std::future::Future;
 use std::hash::Hash;
 use std::time::Duration;
 
-use crate::__private::{Convert, NameFn, StackCtx};
+use crate::call::{Convert, StackCtx};
 use crate::rate_limit::{RateLimitConfig, RateLimiter};
+use crate::site::Site;
 use crate::slot::Slot;
 
 /// A `static` holding one rate-limit layer.
@@ -19,38 +20,41 @@ pub struct RateLimitSlot {
 
 impl RateLimitSlot {
     /// A slot with settings the macro checked; `name` when the attribute names the limiter.
-    pub const fn new(
-        name: Option<&'static str>,
-        rate: u32,
-        per: Duration,
-        burst: u32,
-        wait: Duration,
-    ) -> Self {
+    pub const fn new(rate: u32, per: Duration, burst: u32, wait: Duration) -> Self {
         RateLimitSlot {
-            name,
+            name: None,
             config: RateLimitConfig::checked(rate, per, burst, wait),
             slot: Slot::new(),
         }
     }
 
+    /// Registered as `name`, one for every instantiation of the function.
+    pub const fn named(mut self, name: &'static str) -> Self {
+        self.name = Some(name);
+        self
+    }
+
     /// The limiter, registered on first use. A limiter named explicitly is one for every
     /// instantiation of the function.
     #[inline]
-    pub fn get(&self, instance: &'static str, default_name: NameFn<'_>) -> &'static RateLimiter {
-        let instance = if self.name.is_some() { "" } else { instance };
-        self.slot
-            .get(instance, |_| true, || self.make(default_name))
+    pub fn get(&self, site: &Site) -> &'static RateLimiter {
+        let instance = if self.name.is_some() {
+            ""
+        } else {
+            site.instance()
+        };
+        self.slot.get(instance, |_| true, || self.make(site))
     }
 
     #[cold]
-    fn make(&self, default_name: NameFn<'_>) -> RateLimiter {
-        let name = self.name.map_or_else(default_name, str::to_owned);
+    fn make(&self, site: &Site) -> RateLimiter {
+        let name = self.name.map_or_else(|| site.name(), str::to_owned);
         let (limiter, created) = RateLimiter::shared(&name, self.config);
         if !created && limiter.config() != self.config {
             tracing::warn!(
                 target: "reliability",
                 rate_limit = %name,
-                function = %default_name(),
+                function = %site,
                 settings = ?self.config,
                 in_use = ?limiter.config(),
                 "another function made the rate limiter of this name with other settings; this function shares it, with the settings in use"

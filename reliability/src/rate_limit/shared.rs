@@ -10,7 +10,7 @@ use siphasher::sip128::{Hasher128, SipHasher13};
 use tokio::time::Instant;
 
 use super::{Check, Inner, RateLimiter};
-use crate::__private::{Convert, StackCtx};
+use crate::call::{Convert, StackCtx};
 use crate::error::Error;
 use crate::shared::{RedisStore, Script, installed};
 use crate::stats::Field;

@@ -8,9 +8,11 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::__private::{NameFn, StackCtx};
 use crate::backoff::{Backoff, Jitter, Schedule};
+use crate::call::StackCtx;
 use crate::retry::{Attempts, Below, Next, Retry, RetryPolicy};
+use crate::show::ShowFn;
+use crate::site::Site;
 use crate::slot::Slot;
 
 /// A `static` holding one retry layer: its settings, checked by the macro, and its policy per
@@ -22,62 +24,63 @@ pub struct RetrySlot {
     slot: Slot<Retry>,
 }
 
-/// The settings of `#[retry]` that the macro checked, for [`RetrySlot::new`].
-#[derive(Debug, Clone, Copy)]
-pub struct RetrySettings {
-    /// `name = "..."`.
-    pub name: Option<&'static str>,
-    /// `max = N`.
-    pub max_attempts: u32,
-    /// `backoff` and `multiplier`.
-    pub backoff: Backoff,
-    /// `delay = DUR`.
-    pub delay: Duration,
-    /// `max_delay = DUR`.
-    pub max_delay: Duration,
-    /// `jitter = "..."`.
-    pub jitter: Jitter,
-    /// `deadline = DUR`.
-    pub deadline: Option<Duration>,
-    /// `budget = F`.
-    pub budget: Option<f64>,
-}
-
 impl RetrySlot {
     /// A slot for settings the macro checked.
-    pub const fn new(settings: RetrySettings) -> Self {
-        let mut policy = RetryPolicy::checked(
-            settings.max_attempts,
-            Schedule {
-                backoff: settings.backoff,
-                delay: settings.delay,
-                max_delay: settings.max_delay,
-                jitter: settings.jitter,
-            },
-        );
-        if let Some(deadline) = settings.deadline {
-            policy = policy.with_deadline(deadline);
-        }
-        if let Some(budget) = settings.budget {
-            policy = policy.with_budget(budget);
-        }
+    pub const fn new(
+        max_attempts: u32,
+        backoff: Backoff,
+        delay: Duration,
+        max_delay: Duration,
+        jitter: Jitter,
+    ) -> Self {
         RetrySlot {
-            name: settings.name,
-            policy,
+            name: None,
+            policy: RetryPolicy::checked(
+                max_attempts,
+                Schedule {
+                    backoff,
+                    delay,
+                    max_delay,
+                    jitter,
+                },
+            ),
             slot: Slot::new(),
         }
+    }
+
+    /// Registered as `name`, one for every instantiation, sharing its budget with every retry of
+    /// that name.
+    pub const fn named(mut self, name: &'static str) -> Self {
+        self.name = Some(name);
+        self
+    }
+
+    /// With a deadline the macro checked (> 0).
+    pub const fn deadline(mut self, deadline: Duration) -> Self {
+        self.policy = self.policy.with_deadline(deadline);
+        self
+    }
+
+    /// With a budget the macro checked (0 < ratio <= 1).
+    pub const fn budget(mut self, ratio: f64) -> Self {
+        self.policy = self.policy.with_budget(ratio);
+        self
     }
 
     /// The policy of this instantiation, registered on first use. A retry named explicitly is one
     /// for every instantiation (and shares its budget with every retry of that name).
     #[inline]
-    pub fn get(&self, instance: &'static str, default_name: NameFn<'_>) -> &'static Retry {
-        let instance = if self.name.is_some() { "" } else { instance };
+    pub fn get(&self, site: &Site) -> &'static Retry {
+        let instance = if self.name.is_some() {
+            ""
+        } else {
+            site.instance()
+        };
         self.slot.get(
             instance,
             |_| true,
             || {
-                let name = self.name.map_or_else(default_name, str::to_owned);
+                let name = self.name.map_or_else(|| site.name(), str::to_owned);
                 Retry::new(&name, self.policy)
             },
         )
@@ -116,6 +119,7 @@ impl<'a> RetryLoop<'a> {
         out: Result<T, E>,
         retryable: &P,
         retry_after: &A,
+        show: ShowFn<E>,
     ) -> Decision<'_, 'a, T, E>
     where
         P: Fn(&E) -> bool,
@@ -127,7 +131,7 @@ impl<'a> RetryLoop<'a> {
                 sleep: None,
                 attempts: None,
             },
-            Err(error) => self.failed(error, retryable, retry_after),
+            Err(error) => self.failed(error, retryable, retry_after, show),
         }
     }
 
@@ -137,6 +141,7 @@ impl<'a> RetryLoop<'a> {
         error: E,
         retryable: &P,
         retry_after: &A,
+        show: ShowFn<E>,
     ) -> Decision<'_, 'a, T, E>
     where
         P: Fn(&E) -> bool,
@@ -153,7 +158,7 @@ impl<'a> RetryLoop<'a> {
         };
         match self
             .attempts
-            .next(Err(error), retryable, retry_after, below)
+            .next(Err(error), retryable, retry_after, below, show)
         {
             Next::Done(out) => Decision {
                 flow: Some(ControlFlow::Break(out)),

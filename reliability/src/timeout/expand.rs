@@ -4,7 +4,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::__private::{Convert, NameFn, StackCtx};
+use crate::call::{Convert, StackCtx};
+use crate::site::Site;
 use crate::slot::Slot;
 use crate::timeout::Timeout;
 
@@ -24,11 +25,14 @@ impl TimeoutSlot {
         }
     }
 
-    /// The policy of this instantiation, registered under `name()` on first use.
+    /// The policy of this instantiation, registered under the site's name on first use.
     #[inline]
-    pub fn get(&self, instance: &'static str, name: NameFn<'_>) -> &'static Timeout {
-        self.slot
-            .get(instance, |_| true, || Timeout::checked(&name(), self.after))
+    pub fn get(&self, site: &Site) -> &'static Timeout {
+        self.slot.get(
+            site.instance(),
+            |_| true,
+            || Timeout::checked(&site.name(), self.after),
+        )
     }
 }
 

@@ -64,6 +64,11 @@ impl Runs {
     pub(crate) fn get(&self) -> u32 {
         self.0.load(Ordering::SeqCst)
     }
+
+    /// Starts counting again from zero.
+    pub(crate) fn reset(&self) {
+        self.0.store(0, Ordering::SeqCst);
+    }
 }
 
 /// Sets its flag when dropped: proves that a future holding it was dropped.
@@ -149,4 +154,13 @@ pub(crate) fn ms(n: u64) -> Duration {
 
 pub(crate) fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
+}
+
+/// SplitMix64: the next number of a small deterministic generator whose state is `state`.
+pub(crate) fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }

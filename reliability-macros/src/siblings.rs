@@ -1,5 +1,5 @@
-//! The stack: every `reliability` attribute on one function, taken off it together by the first
-//! (outermost) one to expand, in written order.
+//! The siblings of the attribute being expanded: every `reliability` attribute on one function,
+//! taken off it together by the first (outermost) one to expand, in written order.
 
 use proc_macro2::{Span, TokenStream};
 use syn::spanned::Spanned;
@@ -8,7 +8,7 @@ use syn::{Attribute, Meta};
 use crate::kind::Kind;
 
 /// One attribute of the stack as written.
-pub(crate) struct Written {
+pub(crate) struct Sibling {
     pub(crate) kind: Kind,
     /// The attribute's path as written, `None` for the one being expanded.
     pub(crate) path: Option<syn::Path>,
@@ -28,10 +28,10 @@ pub(crate) fn kind_of(attr: &Attribute) -> Option<Kind> {
 }
 
 /// Takes our attributes off `attrs`; returns them in written order after `first`.
-pub(crate) fn take_siblings(
+pub(crate) fn take(
     attrs: &mut Vec<Attribute>,
     errors: &mut crate::options::Errors,
-) -> Vec<Written> {
+) -> Vec<Sibling> {
     let mut taken = Vec::new();
     attrs.retain(|attr| {
         let Some(kind) = kind_of(attr) else {
@@ -48,7 +48,7 @@ pub(crate) fn take_siblings(
                 TokenStream::new()
             }
         };
-        taken.push(Written {
+        taken.push(Sibling {
             kind,
             path: Some(attr.path().clone()),
             args,

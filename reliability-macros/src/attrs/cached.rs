@@ -1,0 +1,154 @@
+//! `#[cached]`: answer repeated calls from memory. What is stored is decided by the type system:
+//! a `Result` (through any alias) stores its `Ok` values, any other type its values.
+
+use proc_macro2::{Literal, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::Expr;
+use syn::spanned::Spanned;
+
+use crate::expand::{Cx, duration};
+use crate::item::{Function, Passing};
+use crate::kind::{Opt, Spec};
+use crate::options::{self, Errors, Options, at};
+
+pub(crate) static SPEC: Spec = Spec {
+    name: "cached",
+    options: &[
+        Opt::new(
+            "ttl",
+            "ttl = 3600",
+            "none (until evicted)",
+            &[
+                "time_to_live",
+                "ttl_secs",
+                "ttl_seconds",
+                "expire",
+                "expiry",
+                "lifespan",
+                "time",
+            ],
+        ),
+        Opt::new("tti", "tti = \"10m\"", "none", &["time_to_idle"]),
+        Opt::new(
+            "max_size",
+            "max_size = 1000",
+            "`10_000`",
+            &["size", "capacity", "max_capacity", "max_entries"],
+        ),
+        Opt::new(
+            "key",
+            "key = query.to_lowercase()",
+            "tuple of all arguments but `self`",
+            &["convert", "key_fn"],
+        ),
+        Opt::new(
+            "name",
+            "name = \"answers\"",
+            "module path + fn name",
+            &["id"],
+        ),
+        Opt::new(
+            "unless",
+            "unless = |answer| answer.is_empty()",
+            "every value is stored",
+            &["skip_if", "dont_cache_if", "except", "filter"],
+        ),
+    ],
+    needs_result: false,
+    reuses_args: false,
+    docs: include_str!("../../docs/cached.md"),
+};
+
+pub(crate) const DEFAULT_MAX_SIZE: u64 = 10_000;
+
+pub(crate) struct Config {
+    ttl: Option<u64>,
+    tti: Option<u64>,
+    max_size: u64,
+    key: Option<Expr>,
+    name: Option<String>,
+    unless: Option<Expr>,
+}
+
+pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
+    let mut config = Config {
+        ttl: None,
+        tti: None,
+        max_size: DEFAULT_MAX_SIZE,
+        key: opts.get("key").cloned(),
+        name: None,
+        unless: opts.get("unless").cloned(),
+    };
+    for (key, slot) in [("ttl", &mut config.ttl), ("tti", &mut config.tti)] {
+        if let Some(expr) = opts.get(key)
+            && let Some(value) = errors.value(options::duration(key, expr))
+        {
+            if value == 0 {
+                errors.push(at(expr, format!("`{key}` must be longer than zero (leave it out to keep entries until evicted)")));
+            }
+            *slot = Some(value);
+        }
+    }
+    if let Some(expr) = opts.get("max_size")
+        && let Some(max_size) = errors.value(options::integer("max_size", expr))
+    {
+        if max_size == 0 {
+            errors.push(at(expr, "`max_size` must be at least 1"));
+        }
+        config.max_size = max_size;
+    }
+    if let Some(expr) = opts.get("name") {
+        config.name = errors.value(options::name("name", expr));
+    }
+    config
+}
+
+pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> TokenStream {
+    let ttl = config.ttl.map(|d| {
+        let d = duration(d);
+        quote!(.ttl(#d))
+    });
+    let tti = config.tti.map(|d| {
+        let d = duration(d);
+        quote!(.tti(#d))
+    });
+    let max_size = Literal::u64_unsuffixed(config.max_size);
+    let named = config.name.as_ref().map(|n| quote!(.named(#n)));
+    cx.statics.push(quote! {
+        static __RELIABILITY_CACHE: ::reliability::__private::CacheSlot =
+            ::reliability::__private::CacheSlot::new(#max_size)#named #ttl #tti;
+    });
+    let key = key(cx.function, config);
+    let ret = cx.ret;
+    let (ctx, site) = (&cx.names.ctx, &cx.names.site);
+    // `Result` or not is the type system's call (aliases and macro-made types included):
+    // `StoresOk` applies to `Result<T, E>`, `StoresValue` to anything else.
+    let how = quote!({
+        #[allow(unused_imports)]
+        use ::reliability::__private::{StoresOk as _, StoresValue as _};
+        (&::reliability::__private::Returns::<#ret>::new()).how()
+    });
+    let unless = match &config.unless {
+        Some(unless) => quote!(&#unless),
+        None => quote!(&::reliability::__private::store_all),
+    };
+    quote!(#how.cached(&__RELIABILITY_CACHE, &#site, &#ctx, #unless, #key, #below))
+}
+
+/// The key: the user's expression, or an owned copy of every argument but the receiver.
+fn key(function: &Function, config: &Config) -> TokenStream {
+    if let Some(key) = &config.key {
+        return quote!(#key);
+    }
+    let parts = function.args.iter().map(|arg| {
+        let binding = &arg.binding;
+        let owned = quote_spanned!(arg.ty.span()=> ::std::borrow::ToOwned::to_owned);
+        match arg.passing {
+            Passing::Owned => quote!(#owned(&#binding)),
+            Passing::Shared => quote!(#owned(#binding)),
+            Passing::Unique => quote!(#owned(&*#binding)),
+        }
+    });
+    let inputs = function.sig.inputs.span();
+    quote_spanned!(inputs=> (#(#parts,)*))
+}

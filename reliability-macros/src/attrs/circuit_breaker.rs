@@ -1,0 +1,324 @@
+//! `#[circuit_breaker]`: fail fast while the service is down. Two trip rules: consecutive failures
+//! (the default) or a failure rate over a window (chosen by any of its options).
+
+use proc_macro2::{Literal, TokenStream};
+use quote::quote;
+use syn::{Expr, Lit};
+
+use super::option;
+use crate::expand::{Cx, duration};
+use crate::kind::{Opt, Spec};
+use crate::options::{self, Errors, Options, at};
+
+pub(crate) static SPEC: Spec = Spec {
+    name: "circuit_breaker",
+    options: &[
+        Opt::new("name", "name = \"gpt4\"", "module path + fn name", &["id"]),
+        Opt::new(
+            "failure_threshold",
+            "failure_threshold = 5",
+            "`5`",
+            &["threshold", "failures", "max_failures"],
+        ),
+        Opt::new(
+            "success_threshold",
+            "success_threshold = 2",
+            "`2`",
+            &[
+                "successes",
+                "half_open_calls",
+                "permitted_calls_in_half_open_state",
+            ],
+        ),
+        Opt::new(
+            "cooldown",
+            "cooldown = 60",
+            "60 s",
+            &[
+                "reset_timeout",
+                "recovery_timeout",
+                "open_duration",
+                "break_duration",
+                "wait_duration",
+                "timeout",
+                "wait_duration_in_open_state",
+            ],
+        ),
+        Opt::new(
+            "when",
+            "when = |e| e.is_transient()",
+            "every `Err`",
+            &["on", "predicate", "record_exceptions", "should_handle"],
+        ),
+        Opt::new(
+            "failure_rate",
+            "failure_rate = 0.5",
+            "0.5 (rate rule)",
+            &["failure_rate_threshold", "failure_ratio", "error_rate"],
+        ),
+        Opt::new(
+            "window",
+            "window = 100",
+            "100 calls (rate rule)",
+            &[
+                "sliding_window",
+                "sliding_window_size",
+                "sampling_duration",
+                "window_size",
+            ],
+        ),
+        Opt::new(
+            "min_calls",
+            "min_calls = 20",
+            "the smaller of 100 and the window's size (rate rule)",
+            &[
+                "minimum_number_of_calls",
+                "minimum_throughput",
+                "min_throughput",
+            ],
+        ),
+        Opt::new(
+            "slow_call",
+            "slow_call = \"2s\"",
+            "off",
+            &["slow_call_duration_threshold", "slow_call_duration"],
+        ),
+        Opt::new(
+            "slow_call_rate",
+            "slow_call_rate = 0.5",
+            "`failure_rate`",
+            &["slow_call_rate_threshold"],
+        ),
+    ],
+    needs_result: true,
+    reuses_args: false,
+    docs: include_str!("../../docs/circuit_breaker.md"),
+};
+
+pub(crate) const DEFAULT_FAILURE_THRESHOLD: u32 = 5;
+pub(crate) const DEFAULT_SUCCESS_THRESHOLD: u32 = 2;
+pub(crate) const DEFAULT_COOLDOWN: u64 = 60 * SECOND;
+pub(crate) const DEFAULT_FAILURE_RATE: f64 = 0.5;
+pub(crate) const DEFAULT_WINDOW_CALLS: u32 = 100;
+const SECOND: u64 = 1_000_000_000;
+/// The largest count window the runtime keeps exact counts for.
+const MAX_WINDOW_CALLS: u64 = 65_535;
+
+/// The options that choose the rate rule.
+const RATE_OPTIONS: [&str; 5] = [
+    "failure_rate",
+    "window",
+    "min_calls",
+    "slow_call",
+    "slow_call_rate",
+];
+
+pub(crate) struct Config {
+    name: Option<String>,
+    success_threshold: u32,
+    cooldown: u64,
+    when: Option<Expr>,
+    rule: Rule,
+}
+
+enum Rule {
+    Consecutive {
+        failure_threshold: u32,
+    },
+    Rate {
+        failure_rate: f64,
+        window: Window,
+        min_calls: Option<u32>,
+        slow_call: Option<u64>,
+        slow_call_rate: Option<f64>,
+    },
+}
+
+enum Window {
+    Calls(u32),
+    /// Nanoseconds.
+    Time(u64),
+}
+
+fn rate(key: &str, expr: &Expr, errors: &mut Errors) -> Option<f64> {
+    let value = errors.value(options::number(key, expr))?;
+    if !(value > 0.0 && value <= 1.0) {
+        errors.push(at(expr, format!("`{key}` is a share of the window's calls: above 0 and at most 1 (e.g. `{key} = 0.5`)")));
+    }
+    Some(value)
+}
+
+fn window(expr: &Expr, errors: &mut Errors) -> Option<Window> {
+    let is_integer = matches!(expr, Expr::Lit(l) if matches!(l.lit, Lit::Int(_)));
+    if is_integer {
+        let calls = errors.value(options::integer("window", expr))?;
+        if calls == 0 || calls > MAX_WINDOW_CALLS {
+            errors.push(at(expr, format!("a window of calls holds 1 to {MAX_WINDOW_CALLS} calls (for a window of time, give a duration: `window = \"30s\"`)")));
+            return None;
+        }
+        return u32::try_from(calls).ok().map(Window::Calls);
+    }
+    let nanos = errors.value(options::duration("window", expr))?;
+    if nanos < 10 {
+        errors.push(at(
+            expr,
+            "a window of time must be at least 10 ns (it is kept in 10 buckets)",
+        ));
+    }
+    Some(Window::Time(nanos))
+}
+
+pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
+    let mut config = Config {
+        name: None,
+        success_threshold: DEFAULT_SUCCESS_THRESHOLD,
+        cooldown: DEFAULT_COOLDOWN,
+        when: opts.get("when").cloned(),
+        rule: Rule::Consecutive {
+            failure_threshold: DEFAULT_FAILURE_THRESHOLD,
+        },
+    };
+    if let Some(expr) = opts.get("name") {
+        config.name = errors.value(options::name("name", expr));
+    }
+    if let Some(expr) = opts.get("success_threshold")
+        && let Some(value) = errors.value(options::integer_u32("success_threshold", expr))
+    {
+        if value == 0 {
+            errors.push(at(expr, "`success_threshold` must be at least 1"));
+        }
+        config.success_threshold = value;
+    }
+    if let Some(expr) = opts.get("cooldown")
+        && let Some(cooldown) = errors.value(options::duration("cooldown", expr))
+    {
+        if cooldown == 0 {
+            errors.push(at(expr, "`cooldown` must be longer than zero"));
+        }
+        config.cooldown = cooldown;
+    }
+    let rate_given: Vec<&str> = RATE_OPTIONS
+        .iter()
+        .copied()
+        .filter(|key| opts.get(key).is_some())
+        .collect();
+    if let Some(expr) = opts.get("failure_threshold") {
+        if let Some(first) = rate_given.first()
+            && let Some(key) = opts.key("failure_threshold")
+        {
+            errors.push(at(key, format!(
+                "`failure_threshold` (the consecutive rule) and `{first}` (the rate rule) pick two trip rules; keep one: `failure_threshold = N` for N failures in a row, or `failure_rate`/`window`/`min_calls` for a share of recent calls"
+            )));
+        }
+        if let Some(value) = errors.value(options::integer_u32("failure_threshold", expr)) {
+            if value == 0 {
+                errors.push(at(expr, "`failure_threshold` must be at least 1"));
+            }
+            config.rule = Rule::Consecutive {
+                failure_threshold: value,
+            };
+        }
+    }
+    if rate_given.is_empty() || opts.get("failure_threshold").is_some() {
+        return config;
+    }
+    let failure_rate = opts
+        .get("failure_rate")
+        .and_then(|e| rate("failure_rate", e, errors))
+        .unwrap_or(DEFAULT_FAILURE_RATE);
+    let window = opts
+        .get("window")
+        .and_then(|e| window(e, errors))
+        .unwrap_or(Window::Calls(DEFAULT_WINDOW_CALLS));
+    let mut min_calls = None;
+    if let Some(expr) = opts.get("min_calls")
+        && let Some(value) = errors.value(options::integer_u32("min_calls", expr))
+    {
+        if value == 0 {
+            errors.push(at(expr, "`min_calls` must be at least 1"));
+        }
+        if let Window::Calls(size) = window
+            && value > size
+        {
+            errors.push(at(expr, format!("`min_calls = {value}` is above the window's size ({size} calls): the window could never hold enough calls to decide; make it at most {size}")));
+        }
+        min_calls = Some(value);
+    }
+    let mut slow_call = None;
+    if let Some(expr) = opts.get("slow_call")
+        && let Some(value) = errors.value(options::duration("slow_call", expr))
+    {
+        if value == 0 {
+            errors.push(at(expr, "`slow_call` must be longer than zero"));
+        }
+        slow_call = Some(value);
+    }
+    let slow_call_rate = opts
+        .get("slow_call_rate")
+        .and_then(|e| rate("slow_call_rate", e, errors));
+    if let (Some(expr), None) = (opts.get("slow_call_rate"), slow_call) {
+        errors.push(at(
+            expr,
+            "`slow_call_rate` needs `slow_call = DUR`: the time above which a call is slow",
+        ));
+    }
+    config.rule = Rule::Rate {
+        failure_rate,
+        window,
+        min_calls,
+        slow_call,
+        slow_call_rate,
+    };
+    config
+}
+
+pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> TokenStream {
+    let named = config.name.as_ref().map(|n| quote!(.named(#n)));
+    let successes = Literal::u32_unsuffixed(config.success_threshold);
+    let cooldown = duration(config.cooldown);
+    let settings = match &config.rule {
+        Rule::Consecutive { failure_threshold } => {
+            let failures = Literal::u32_unsuffixed(*failure_threshold);
+            quote!(::reliability::__private::consecutive_breaker(#failures, #successes, #cooldown))
+        }
+        Rule::Rate {
+            failure_rate,
+            window,
+            min_calls,
+            slow_call,
+            slow_call_rate,
+        } => {
+            let failure_rate = Literal::f64_unsuffixed(*failure_rate);
+            let window = match window {
+                Window::Calls(n) => {
+                    let n = Literal::u32_unsuffixed(*n);
+                    quote!(::reliability::__private::SlidingWindow::Calls(#n))
+                }
+                Window::Time(nanos) => {
+                    let d = duration(*nanos);
+                    quote!(::reliability::__private::SlidingWindow::Duration(#d))
+                }
+            };
+            let min_calls = option(min_calls.map(|n| {
+                let n = Literal::u32_unsuffixed(n);
+                quote!(#n)
+            }));
+            let slow_call = option(slow_call.map(duration));
+            let slow_call_rate = option(slow_call_rate.map(|r| {
+                let r = Literal::f64_unsuffixed(r);
+                quote!(#r)
+            }));
+            quote!(::reliability::__private::rate_breaker(
+                #failure_rate, #window, #min_calls, #slow_call, #slow_call_rate, #successes, #cooldown,
+            ))
+        }
+    };
+    cx.statics.push(quote! {
+        static __RELIABILITY_BREAKER: ::reliability::__private::BreakerSlot =
+            ::reliability::__private::BreakerSlot::new(#settings)#named;
+    });
+    let when = cx.predicate("__reliability_breaker_when", config.when.as_ref());
+    let convert = cx.convert();
+    let (ctx, site) = (&cx.names.ctx, &cx.names.site);
+    quote!(::reliability::__private::circuit_breaker(__RELIABILITY_BREAKER.get(&#site), &#site, &#ctx, #when, #convert, #below))
+}

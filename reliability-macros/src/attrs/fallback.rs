@@ -1,0 +1,154 @@
+//! `#[fallback]`: when the layer below fails, the targets are tried in order.
+
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Expr, Path};
+
+use super::Wrapped;
+use crate::expand::Cx;
+use crate::item::{Passing, Receiver};
+use crate::kind::{Opt, Spec};
+use crate::options::{Errors, Options, at, missing};
+
+pub(crate) static SPEC: Spec = Spec {
+    name: "fallback",
+    options: &[Opt::new(
+        "when",
+        "when = |e| e.is_transient()",
+        "every `Err`",
+        &[
+            "on",
+            "if",
+            "retry_if",
+            "predicate",
+            "filter",
+            "only_if",
+            "should_handle",
+        ],
+    )],
+    needs_result: true,
+    reuses_args: true,
+    docs: include_str!("../../docs/fallback.md"),
+};
+
+pub(crate) struct Config {
+    targets: Vec<Path>,
+    when: Option<Expr>,
+}
+
+/// A path as written, for comparing two targets.
+fn written(path: &Path) -> String {
+    quote!(#path).to_string()
+}
+
+pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config {
+    if opts.paths.is_empty() {
+        errors.push(missing(
+            span,
+            "`#[fallback]` needs at least one function to fall back to: `#[fallback(cheaper_model, canned_answer)]`".to_owned(),
+        ));
+    }
+    for (i, path) in opts.paths.iter().enumerate() {
+        if opts.paths[..i]
+            .iter()
+            .any(|earlier| written(earlier) == written(path))
+        {
+            errors.push(at(path, "this fallback is listed twice; remove this one"));
+        }
+    }
+    Config {
+        targets: opts.paths.clone(),
+        when: opts.get("when").cloned(),
+    }
+}
+
+/// The name a target is counted under: its path as written.
+fn path_name(path: &Path) -> String {
+    path.segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect::<Vec<_>>()
+        .join("::")
+}
+
+/// Runs the layer below, then each target in turn while they fail.
+pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wrapped {
+    let names = config.targets.iter().map(path_name);
+    cx.statics.push(quote! {
+        static __RELIABILITY_FALLBACK: ::reliability::__private::FallbackSlot =
+            ::reliability::__private::FallbackSlot::new(&[#(#names),*]);
+    });
+    let when = cx.predicate("__reliability_fallback_when", config.when.as_ref());
+    let fallback = cx.local("__reliability_fallback");
+    let error = cx.local("__reliability_error");
+    let value = cx.local("__reliability_value");
+    let (ctx, site) = (&cx.names.ctx, &cx.names.site);
+    let function = cx.function;
+    let ret = cx.ret;
+    // Inside a retry's loop, the last target must not take the arguments by move.
+    let in_loop = cx.in_loop;
+    let last = config.targets.len().saturating_sub(1);
+    let ok = quote!(<#ret as ::reliability::__private::IsResult>::Ok);
+    let err = quote!(<#ret as ::reliability::__private::IsResult>::Err);
+    let steps = config.targets.iter().enumerate().map(|(index, target)| {
+        let span = target.span();
+        let is_final = index == last;
+        // The last target takes the arguments by move, unless a retry above runs this again.
+        let moves = is_final && !in_loop;
+        let mut call_args = Vec::new();
+        let is_method = target.segments.first().is_some_and(|s| s.ident == "Self");
+        // `self` takes the signature's hygiene (the target path's differs when a `macro_rules!`
+        // passes the attribute in) and the target's location, for errors.
+        let receiver = function.sig.receiver().map(|r| {
+            let mut token = r.self_token;
+            token.span = token.span.located_at(span);
+            token
+        });
+        if let (true, Some(receiver)) = (is_method, receiver) {
+            call_args.push(match (function.receiver, moves) {
+                (Receiver::Owned, false) => quote_spanned!(span=> ::reliability::__private::clone_arg(&#receiver)),
+                _ => quote!(#receiver),
+            });
+        }
+        for arg in &function.args {
+            let binding = &arg.binding;
+            call_args.push(match (arg.passing, moves) {
+                (Passing::Owned, false) => quote_spanned!(span=> ::reliability::__private::clone_arg(&#binding)),
+                (Passing::Unique, _) => quote_spanned!(span=> &mut *#binding),
+                _ => quote_spanned!(span=> #binding),
+            });
+        }
+        let index = Literal::usize_unsuffixed(index);
+        let call = quote_spanned!(span=> ::reliability::__private::fallback_call(#target(#(#call_args),*)).await);
+        if is_final {
+            let convert = quote_spanned!(span=> ::reliability::__private::last_fallback::<#ok, #err, _>);
+            quote! {
+                match #convert(#call) {
+                    ::core::result::Result::Ok(#value) => ::core::result::Result::Ok(#fallback.served(&#ctx, #index, #value)),
+                    ::core::result::Result::Err(#error) => ::core::result::Result::Err(#fallback.all_failed(#error)),
+                }
+            }
+        } else {
+            let convert = quote_spanned!(span=> ::reliability::__private::fallible::<#ok, #err, _>);
+            quote! {
+                match #convert(#call) {
+                    ::core::result::Result::Ok(#value) => return ::core::result::Result::Ok(#fallback.served(&#ctx, #index, #value)),
+                    ::core::result::Result::Err(_) => #fallback.target_failed(#index),
+                }
+            }
+        }
+    });
+    Wrapped::Statements(quote! {
+        let #fallback = __RELIABILITY_FALLBACK.get(&#site);
+        #fallback.enter();
+        let #error = match #below.await {
+            ::core::result::Result::Ok(#value) => return ::core::result::Result::Ok(#fallback.primary_ok(#value)),
+            ::core::result::Result::Err(#error) => #error,
+        };
+        if !#fallback.primary_failed((#when)(&#error)) {
+            return ::core::result::Result::Err(#error);
+        }
+        #(#steps)*
+    })
+}

@@ -1,0 +1,169 @@
+//! `#[rate_limit]`: stay under a quota (GCRA); a call without a permit in time is rejected.
+
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::quote;
+use syn::Expr;
+
+use crate::expand::{Cx, duration};
+use crate::kind::{Opt, Spec};
+use crate::options::{self, Errors, Options, at, missing};
+
+pub(crate) static SPEC: Spec = Spec {
+    name: "rate_limit",
+    options: &[
+        Opt::new(
+            "rate",
+            "rate = 500",
+            "required",
+            &[
+                "limit",
+                "limit_for_period",
+                "permits",
+                "permits_per_second",
+                "rps",
+                "requests",
+            ],
+        ),
+        Opt::new(
+            "per",
+            "per = \"1m\"",
+            "1 s",
+            &["period", "interval", "limit_refresh_period", "window"],
+        ),
+        Opt::new(
+            "burst",
+            "burst = 10",
+            "`rate`",
+            &["max_burst", "burst_size"],
+        ),
+        Opt::new(
+            "wait",
+            "wait = \"500ms\"",
+            "0",
+            &["timeout", "timeout_duration", "max_wait", "queue_timeout"],
+        ),
+        Opt::new(
+            "cost",
+            "cost = prompt.len() as u32 / 4",
+            "1",
+            &["weight", "permits_per_call", "tokens"],
+        ),
+        Opt::new(
+            "key",
+            "key = api_key.clone()",
+            "one limiter",
+            &["partition", "per_key", "by"],
+        ),
+        Opt::new(
+            "name",
+            "name = \"openai\"",
+            "module path + fn name",
+            &["id"],
+        ),
+    ],
+    needs_result: true,
+    reuses_args: false,
+    docs: include_str!("../../docs/rate_limit.md"),
+};
+
+const SECOND: u64 = 1_000_000_000;
+/// `per / rate × burst` above this cannot be held by the limiter's clock.
+const HUNDRED_YEARS: u128 = 100 * 365 * 86_400 * SECOND as u128;
+
+pub(crate) struct Config {
+    rate: u32,
+    per: u64,
+    burst: u32,
+    /// With the option's value, for a message that blames it.
+    pub(crate) wait: (u64, Option<Expr>),
+    cost: Option<Expr>,
+    key: Option<Expr>,
+    name: Option<String>,
+}
+
+pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config {
+    let mut config = Config {
+        rate: 1,
+        per: SECOND,
+        burst: 0,
+        wait: (0, None),
+        cost: opts.get("cost").cloned(),
+        key: opts.get("key").cloned(),
+        name: None,
+    };
+    match opts.get("rate") {
+        None => errors.push(missing(span, "`#[rate_limit]` needs a quota: `#[rate_limit(rate = 500, per = \"1m\")]` (permits per period)".to_owned())),
+        Some(expr) => {
+            if let Some(rate) = errors.value(options::integer_u32("rate", expr)) {
+                if rate == 0 {
+                    errors.push(at(expr, "`rate` must be at least 1 (permits per `per`)"));
+                }
+                config.rate = rate.max(1);
+            }
+        }
+    }
+    if let Some(expr) = opts.get("per")
+        && let Some(per) = errors.value(options::duration("per", expr))
+    {
+        if u128::from(per) < u128::from(config.rate) {
+            errors.push(at(
+                expr,
+                "`per` is too short for this `rate`: one permit must take at least a nanosecond",
+            ));
+        }
+        config.per = per;
+    }
+    config.burst = config.rate;
+    if let Some(expr) = opts.get("burst")
+        && let Some(burst) = errors.value(options::integer_u32("burst", expr))
+    {
+        if burst == 0 {
+            errors.push(at(
+                expr,
+                "`burst` must be at least 1 (permits that may be taken at once)",
+            ));
+        }
+        config.burst = burst.max(1);
+    }
+    let refill = u128::from(config.per) / u128::from(config.rate) * u128::from(config.burst);
+    if refill > HUNDRED_YEARS
+        && let Some(blame) = opts.get("burst").or(opts.get("per"))
+    {
+        errors.push(at(
+            blame,
+            "`per / rate × burst` is above 100 years; the limiter cannot hold it",
+        ));
+    }
+    if let Some(expr) = opts.get("wait")
+        && let Some(wait) = errors.value(options::duration("wait", expr))
+    {
+        config.wait = (wait, Some(expr.clone()));
+    }
+    if let Some(expr) = opts.get("name") {
+        config.name = errors.value(options::name("name", expr));
+    }
+    config
+}
+
+pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> TokenStream {
+    let named = config.name.as_ref().map(|n| quote!(.named(#n)));
+    let rate = Literal::u32_unsuffixed(config.rate);
+    let burst = Literal::u32_unsuffixed(config.burst);
+    let per = duration(config.per);
+    let wait = duration(config.wait.0);
+    cx.statics.push(quote! {
+        static __RELIABILITY_RATE_LIMIT: ::reliability::__private::RateLimitSlot =
+            ::reliability::__private::RateLimitSlot::new(#rate, #per, #burst, #wait)#named;
+    });
+    let key = match &config.key {
+        Some(key) => quote!(::core::option::Option::Some(&(#key))),
+        None => quote!(::core::option::Option::None::<&()>),
+    };
+    let cost = match &config.cost {
+        Some(cost) => quote!(::reliability::__private::cost(#cost)),
+        None => quote!(1),
+    };
+    let convert = cx.convert();
+    let (ctx, site) = (&cx.names.ctx, &cx.names.site);
+    quote!(::reliability::__private::rate_limit(__RELIABILITY_RATE_LIMIT.get(&#site), &#ctx, #convert, #key, #cost, #below))
+}
