@@ -92,7 +92,7 @@ pub use stats::PolicyKind;
 pub use timeout::Timeout;
 
 pub use reliability_macros::{
-    bulkhead, cached, circuit_breaker, fallback, rate_limit, retry, timeout,
+    bulkhead, cached, circuit_breaker, fallback, hedge, rate_limit, retry, timeout,
 };
 
 /// Runs the README's examples as doctests, so they keep compiling and passing.
