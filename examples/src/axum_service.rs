@@ -197,7 +197,7 @@ pub async fn provider() -> Result<SocketAddr, BoxError> {
             async move {
                 let mut headers = HeaderMap::new();
                 match completion.prompt.as_str() {
-                    "flaky" if flaky.fetch_add(1, Ordering::SeqCst) % 2 == 0 => {
+                    "flaky" if flaky.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) => {
                         headers.insert("retry-after", "0".parse().expect("a header value"));
                         return (StatusCode::SERVICE_UNAVAILABLE, headers, String::new());
                     }

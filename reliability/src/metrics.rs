@@ -7,9 +7,17 @@
 //! in the exporter's upkeep). A call pays nothing for them. Call durations cannot be read back
 //! from counters, so they are recorded as they happen, but only once `export` has run at least once
 //! (a call then reads the clock when it starts and when it ends, and records one sample in a
-//! histogram handle registered once per policy with the global recorder); before that, a timed
-//! call costs one relaxed atomic load. Without the feature, nothing is recorded and nothing is
-//! compiled in.
+//! histogram handle registered once per policy with the global recorder; [`record_durations`]
+//! turns this off or on); before that, a timed call costs one relaxed atomic load. Without the
+//! feature, nothing is recorded and nothing is compiled in.
+//!
+//! What recording durations costs, measured on the stack of `#[retry]`, `#[circuit_breaker]` and
+//! `#[timeout]` (three timed layers; `cargo bench -p benches --bench overhead --features metrics
+//! -- metrics/`): feature off or not exported yet, the same within the noise of the machine
+//! (about 0.2 µs a call); recording into a recorder that only counts samples, about +0.65 µs;
+//! into the Prometheus exporter, about +1 µs. Most of it is the six clock reads, which cost
+//! about 0.12 µs each on the virtual machine measured (a few tens of nanoseconds on most
+//! hardware).
 //!
 //! Every metric is labelled by `policy` (the registry name) and `layer` (the [`PolicyKind`]:
 //! `retry`, `timeout`, `circuit_breaker`, `fallback`, `cached`, `rate_limit`, `bulkhead`). Each
@@ -74,7 +82,7 @@
 //! exporter), whose handles a policy registers the first time it records one: install the
 //! recorder before the first `export`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use ::metrics::{Label, Unit};
 
@@ -82,13 +90,27 @@ use crate::registry::registry;
 use crate::snapshot::PolicyStats;
 use crate::stats::PolicyKind;
 
-/// Whether call durations are recorded: set by the first [`export`].
-static RECORDING: AtomicBool = AtomicBool::new(false);
+/// Whether call durations are recorded: [`UNSET`] until the first [`export`] turns it [`ON`], or
+/// [`record_durations`] decides.
+static DURATIONS: AtomicU8 = AtomicU8::new(UNSET);
+const UNSET: u8 = 0;
+const ON: u8 = 1;
+const OFF: u8 = 2;
 
 /// Whether timed calls read the clock for the duration histogram.
 #[inline]
 pub(crate) fn recording() -> bool {
-    RECORDING.load(Ordering::Relaxed)
+    DURATIONS.load(Ordering::Relaxed) == ON
+}
+
+/// Turns the recording of call durations on or off, from now on (the first [`export`] turns it
+/// on unless this was called before).
+///
+/// Recording costs each call of a retry, timeout or circuit breaker layer two clock reads and one
+/// sample given to the recorder; counters and gauges cost calls nothing either way. Turn it off
+/// to export counters only.
+pub fn record_durations(enabled: bool) {
+    DURATIONS.store(if enabled { ON } else { OFF }, Ordering::Relaxed);
 }
 
 /// The name of the duration histogram.
@@ -229,13 +251,14 @@ const COUNTERS: &[Exported] = &[
 ];
 
 /// Sets every metric of the table above to the registry's value now, and describes them; the
-/// first call also starts recording call durations.
+/// first call also starts recording call durations (unless [`record_durations`]`(false)` was
+/// called before).
 ///
 /// Run it before each scrape: counters and gauges are read from the registry here, not pushed
 /// by calls. It goes to the recorder in scope (the global one, or one set with
 /// `metrics::with_local_recorder`). It allocates the labels of every metric, once per scrape.
 pub fn export() {
-    RECORDING.store(true, Ordering::Relaxed);
+    let _ = DURATIONS.compare_exchange(UNSET, ON, Ordering::Relaxed, Ordering::Relaxed);
     describe();
     let snapshot = registry().snapshot();
     for policy in snapshot.policies() {

@@ -240,7 +240,7 @@ impl std::fmt::Debug for Stats {
 }
 
 /// The start of a call whose duration goes to the `metrics` facade: with the feature `metrics`,
-/// and once [`metrics::export`](crate::metrics::export) has run, the clock when the call
+/// and once `metrics::export` has run, the clock when the call
 /// started; otherwise nothing (a zero-sized value, and no clock read).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Timer {

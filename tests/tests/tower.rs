@@ -512,7 +512,7 @@ async fn serve() -> (SocketAddr, Arc<AtomicU32>) {
             get({
                 let flaky = flaky.clone();
                 move || async move {
-                    if flaky.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+                    if flaky.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
                         Err((StatusCode::SERVICE_UNAVAILABLE, "try again"))
                     } else {
                         Ok("recovered")
