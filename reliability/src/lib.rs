@@ -43,9 +43,10 @@
 //! Every policy counts its calls in the [`registry()`], and every retry, timeout, breaker transition,
 //! rejection, fallback and cache hit or miss is a [`tracing`] event with target `reliability`.
 //!
-//! Feature `metrics`: [`metrics::export`] exports every counter, the breakers' states and the
-//! call durations through the `metrics` facade. Feature `tower`: [`tower`] has a `Layer` for each
-//! policy, sharing names, counters and events with the attributes.
+//! Feature `metrics`: `reliability::metrics::export()` exports every counter, the breakers'
+//! states and the call durations through the `metrics` facade. Feature `tower`:
+//! `reliability::tower` has a `Layer` for each policy, sharing names, counters and events with the
+//! attributes.
 //!
 //! All waits, deadlines and cooldowns use `tokio::time`, so `#[tokio::test(start_paused = true)]`
 //! makes tests of them instant and exact.

@@ -21,7 +21,7 @@
 //!
 //! Every metric is labelled by `policy` (the registry name) and `layer` (the [`PolicyKind`]:
 //! `retry`, `timeout`, `circuit_breaker`, `fallback`, `cached`, `rate_limit`, `bulkhead`). Each
-//! layer exports the counters it moves (see [`PolicyStats`](crate::PolicyStats)), and each value
+//! layer exports the counters it moves (see [`PolicyStats`]), and each value
 //! is the one a [`Registry::snapshot`](crate::Registry::snapshot) taken at the same moment holds.
 //!
 //! | metric | type | layers | value |
