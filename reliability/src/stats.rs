@@ -240,8 +240,8 @@ impl std::fmt::Debug for Stats {
 }
 
 /// The start of a call whose duration goes to the `metrics` facade: with the feature `metrics`,
-/// and once `metrics::export` has run, the clock when the call
-/// started; otherwise nothing (a zero-sized value, and no clock read).
+/// and once `metrics::export` has run, the clock when the call started; otherwise nothing (a
+/// zero-sized value without the feature, and no clock read).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Timer {
     #[cfg(feature = "metrics")]
