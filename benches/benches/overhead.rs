@@ -2,7 +2,9 @@
 //! equivalent and the peers doing the same job, all in one run so that every ratio is taken from
 //! figures measured side by side. Every body is ready at once unless the group says otherwise.
 //!
-//! `cargo bench -p benches --bench overhead [-- GROUP]`; the figures are in BENCHMARKS.md.
+//! `cargo bench -p benches --bench overhead [-- GROUP]`; the figures are in BENCHMARKS.md. The
+//! group `metrics/stack_ok` measures one thing per build: run it without and with
+//! `--features metrics`.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -446,6 +448,77 @@ fn hedge_group(c: &mut Criterion, rt: &Runtime) {
     g.finish();
 }
 
+// metrics: the stack above with the feature `metrics` off (build without `--features metrics`),
+// on but not exported yet (durations not recorded: one relaxed load per timed layer), and on while
+// recording durations into a Prometheus recorder whose upkeep drains them every 100 ms.
+
+fn metrics_group(c: &mut Criterion, rt: &Runtime) {
+    let mut g = c.benchmark_group("metrics/stack_ok");
+    #[cfg(not(feature = "metrics"))]
+    bench(&mut g, rt, "feature off", ours_stack);
+    #[cfg(feature = "metrics")]
+    {
+        bench(&mut g, rt, "feature on, before export", ours_stack);
+        let id = if std::env::var("BENCH_RECORDER").as_deref() == Ok("counting") {
+            metrics::set_global_recorder(counting::Recorder)
+                .unwrap_or_else(|e| panic!("cannot install the counting recorder: {e}"));
+            "feature on, recording (counting recorder)"
+        } else {
+            let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .unwrap_or_else(|e| panic!("cannot install the Prometheus recorder: {e}"));
+            std::thread::spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_millis(100));
+                    handle.run_upkeep();
+                }
+            });
+            "feature on, recording (prometheus)"
+        };
+        reliability::metrics::export();
+        bench(&mut g, rt, id, ours_stack);
+    }
+    g.finish();
+}
+
+/// A recorder whose histograms only count their samples: what recording costs this crate (two
+/// clock reads and one call through the facade's handle per timed layer), without an exporter's
+/// own work.
+#[cfg(feature = "metrics")]
+mod counting {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use metrics::{
+        Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, SharedString, Unit,
+    };
+
+    pub(crate) struct Recorder;
+
+    struct Samples(AtomicU64);
+
+    impl HistogramFn for Samples {
+        fn record(&self, _: f64) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    impl metrics::Recorder for Recorder {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::noop()
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::from_arc(Arc::new(Samples(AtomicU64::new(0))))
+        }
+    }
+}
+
 fn all(c: &mut Criterion) {
     let rt = runtime();
     retry_group(c, &rt);
@@ -455,6 +528,7 @@ fn all(c: &mut Criterion) {
     stack_group(c, &rt);
     cache_group(c, &rt);
     hedge_group(c, &rt);
+    metrics_group(c, &rt);
 }
 
 criterion_group!(overhead, all);

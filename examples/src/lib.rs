@@ -1,3 +1,4 @@
 //! Code shared by the examples.
 
+pub mod axum_service;
 pub mod gateway;

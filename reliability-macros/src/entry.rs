@@ -169,6 +169,22 @@ fn build(
         _ => {}
     }
     let reuses_args = written.iter().any(|w| w.kind.spec().reuses_args);
+    if written.iter().any(|w| w.kind == Kind::Hedge) {
+        for input in &function.sig.inputs {
+            let unique = match input {
+                syn::FnArg::Receiver(r) => r.mutability.is_some() && r.reference.is_some(),
+                syn::FnArg::Typed(t) => {
+                    matches!(&*t.ty, syn::Type::Reference(r) if r.mutability.is_some())
+                }
+            };
+            if unique {
+                errors.push(at(
+                    input,
+                    "`#[hedge]` runs attempts at the same time, and two attempts cannot share a `&mut`; take `&` (with interior mutability if needed) or an owned value",
+                ));
+            }
+        }
+    }
     let function = errors.value(item::analyze(function, reuses_args))?;
     if errors.any() {
         return None;

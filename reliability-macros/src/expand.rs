@@ -180,7 +180,9 @@ pub(crate) fn expand(function: Function, configs: Vec<Config>, uses: TokenStream
         if let Some(held) = statements.take() {
             fut = quote!(#layer(async { #held }));
         }
-        cx.in_loop = configs[..index].iter().any(|c| c.kind() == Kind::Retry);
+        cx.in_loop = configs[..index]
+            .iter()
+            .any(|c| matches!(c.kind(), Kind::Retry | Kind::Hedge));
         match config.expand(&mut cx, fut) {
             Wrapped::Future(wrapped) => fut = wrapped,
             Wrapped::Statements(held) => {

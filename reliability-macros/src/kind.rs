@@ -16,6 +16,7 @@ pub(crate) enum Kind {
     Fallback,
     RateLimit,
     Bulkhead,
+    Hedge,
 }
 
 /// One option of an attribute.
@@ -65,7 +66,7 @@ pub(crate) struct Spec {
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 7] = [
+    pub(crate) const ALL: [Kind; 8] = [
         Kind::Retry,
         Kind::Timeout,
         Kind::CircuitBreaker,
@@ -73,6 +74,7 @@ impl Kind {
         Kind::Fallback,
         Kind::RateLimit,
         Kind::Bulkhead,
+        Kind::Hedge,
     ];
 
     /// The attribute's row of the table.
@@ -85,6 +87,7 @@ impl Kind {
             Kind::Fallback => &attrs::fallback::SPEC,
             Kind::RateLimit => &attrs::rate_limit::SPEC,
             Kind::Bulkhead => &attrs::bulkhead::SPEC,
+            Kind::Hedge => &attrs::hedge::SPEC,
         }
     }
 

@@ -61,3 +61,9 @@ pub fn rate_limit(args: TokenStream, item: TokenStream) -> TokenStream {
 pub fn bulkhead(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::attribute(Kind::Bulkhead, args.into(), item.into()).into()
 }
+
+#[doc = include_str!("../docs/hedge.md")]
+#[proc_macro_attribute]
+pub fn hedge(args: TokenStream, item: TokenStream) -> TokenStream {
+    entry::attribute(Kind::Hedge, args.into(), item.into()).into()
+}

@@ -218,6 +218,52 @@ impl Bulkhead {
     }
 }
 
+/// A slot that owns its bulkhead, so that a tower service can hold it between `poll_ready` and
+/// `call`, and its response future after; freed when dropped.
+#[cfg(feature = "tower")]
+#[derive(Debug)]
+pub(crate) struct OwnedSlot {
+    inner: Arc<Inner>,
+}
+
+#[cfg(feature = "tower")]
+impl Drop for OwnedSlot {
+    fn drop(&mut self) {
+        // Its semaphore permit was forgotten when it was taken: give it back.
+        self.inner.slots.add_permits(1);
+    }
+}
+
+/// The wait of a queued caller for an [`OwnedSlot`].
+#[cfg(feature = "tower")]
+pub(crate) type SlotWait =
+    std::pin::Pin<Box<dyn Future<Output = Result<OwnedSlot, Error>> + Send + 'static>>;
+
+#[cfg(feature = "tower")]
+impl Bulkhead {
+    /// [`acquire`](Self::acquire) for a slot that owns the bulkhead: `Ok` when a slot is free now,
+    /// else the wait in the queue (which rejects at once when the queue is full).
+    pub(crate) fn acquire_owned(&self) -> Result<OwnedSlot, SlotWait> {
+        let inner = &self.inner;
+        inner.stats.add(Field::Calls);
+        match inner.slots.try_acquire() {
+            Ok(slot) => {
+                slot.forget();
+                Ok(OwnedSlot {
+                    inner: inner.clone(),
+                })
+            }
+            Err(_) => {
+                let inner = inner.clone();
+                Err(Box::pin(async move {
+                    inner.queue().await?._slot.forget();
+                    Ok(OwnedSlot { inner })
+                }))
+            }
+        }
+    }
+}
+
 impl Inner {
     /// Waits in the queue for a slot, if the queue has room.
     #[cold]

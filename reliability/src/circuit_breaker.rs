@@ -12,7 +12,7 @@ use std::time::Duration;
 pub use crate::circuit_state::CircuitState;
 use crate::error::Error;
 use crate::registry::{Named, Registry, registry};
-use crate::stats::{Field, PolicyKind, Stats};
+use crate::stats::{Field, PolicyKind, Stats, Timer};
 use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering};
 
 mod config;
@@ -396,6 +396,7 @@ impl CircuitBreaker {
                 started: if inner.timed { inner.clock.now() } else { 0 },
                 admitted,
                 caller,
+                timer: Timer::start(),
             }),
             Err(retry_after) => Err(self.reject(&caller, retry_after)),
         }
@@ -698,6 +699,8 @@ pub(crate) struct Permit<'a> {
     /// The clock at admission, when slow calls are measured.
     started: u64,
     caller: Caller<'a>,
+    /// The call's duration, for the `metrics` facade.
+    timer: Timer,
 }
 
 impl Permit<'_> {
@@ -705,6 +708,7 @@ impl Permit<'_> {
     pub(crate) fn success(mut self) {
         let inner = self.inner;
         inner.stats.add(Field::Successes);
+        self.timer.stop(&inner.stats);
         let admitted = std::mem::replace(&mut self.admitted, Admitted::Ended);
         if !inner.timed
             && let Admitted::Call(generation) = admitted
@@ -719,6 +723,7 @@ impl Permit<'_> {
     pub(crate) fn failure(mut self) {
         let inner = self.inner;
         inner.stats.add(Field::Failures);
+        self.timer.stop(&inner.stats);
         let admitted = std::mem::replace(&mut self.admitted, Admitted::Ended);
         self.end(admitted, true);
     }

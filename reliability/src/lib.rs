@@ -44,8 +44,15 @@
 //! Every policy counts its calls in the [`registry()`], and every retry, timeout, breaker transition,
 //! rejection, fallback and cache hit or miss is a [`tracing`] event with target `reliability`.
 //!
+//! Feature `metrics`: `reliability::metrics::export()` exports every counter, the breakers'
+//! states and the call durations through the `metrics` facade. Feature `tower`:
+//! `reliability::tower` has a `Layer` for each policy, sharing names, counters and events with the
+//! attributes.
+//!
 //! All waits, deadlines and cooldowns use `tokio::time`, so `#[tokio::test(start_paused = true)]`
 //! makes tests of them instant and exact.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backoff;
 mod bulkhead;
@@ -57,6 +64,9 @@ mod error;
 mod fallback;
 mod hedge;
 pub mod http;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 mod rate_limit;
 mod registry;
 mod retry;
@@ -71,6 +81,9 @@ mod sync;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod timeout;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
 
 #[doc(hidden)]
 pub mod __private;
@@ -94,7 +107,7 @@ pub use stats::PolicyKind;
 pub use timeout::Timeout;
 
 pub use reliability_macros::{
-    bulkhead, cached, circuit_breaker, fallback, rate_limit, retry, timeout,
+    bulkhead, cached, circuit_breaker, fallback, hedge, rate_limit, retry, timeout,
 };
 
 /// Runs the README's examples as doctests, so they keep compiling and passing.

@@ -9,7 +9,7 @@ use std::fmt;
 /// `<app::Client as app::Ask>::ask::{{closure}}::__reliability_site` in a trait impl), and for a
 /// method or a generic function the instantiation, `type_name::<fn(&Self, &T, ...)>()`.
 ///
-/// Its [`name`](Self::name), the default registry name of the function's policies:
+/// Its name, the default registry name of the function's policies:
 ///
 /// | function | name |
 /// |---|---|

@@ -121,6 +121,9 @@ pub(crate) struct Stats {
     targets: Mutex<Vec<(String, u64)>>,
     /// A state a snapshot reports (a breaker's), as the policy encodes it; [`NO_STATE`] for none.
     state: AtomicU8,
+    /// The histogram of call durations, registered with the `metrics` recorder on first use.
+    #[cfg(feature = "metrics")]
+    durations: std::sync::OnceLock<::metrics::Histogram>,
 }
 
 /// [`Stats::state`] of a policy that has none.
@@ -134,7 +137,16 @@ impl Stats {
             local: ThreadLocal::new(),
             targets: Mutex::new(Vec::new()),
             state: AtomicU8::new(NO_STATE),
+            #[cfg(feature = "metrics")]
+            durations: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The histogram of this policy's call durations, registered on first use.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn durations(&self) -> &::metrics::Histogram {
+        self.durations
+            .get_or_init(|| crate::metrics::duration_histogram(self.kind, &self.name))
     }
 
     /// Publishes the policy's state for snapshots (written on transitions only).
@@ -240,12 +252,44 @@ impl std::fmt::Debug for Stats {
     }
 }
 
+/// The start of a call whose duration goes to the `metrics` facade: with the feature `metrics`,
+/// and once `metrics::export` has run, the clock when the call started; otherwise nothing (a
+/// zero-sized value without the feature, and no clock read).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Timer {
+    #[cfg(feature = "metrics")]
+    started: Option<tokio::time::Instant>,
+}
+
+impl Timer {
+    /// Starts timing a call, if durations are recorded.
+    #[inline]
+    pub(crate) fn start() -> Self {
+        Timer {
+            #[cfg(feature = "metrics")]
+            started: crate::metrics::recording().then(tokio::time::Instant::now),
+        }
+    }
+
+    /// Records the time since [`start`](Self::start) in the call durations of `stats`.
+    #[inline]
+    pub(crate) fn stop(self, stats: &Stats) {
+        #[cfg(feature = "metrics")]
+        if let Some(started) = self.started {
+            stats.durations().record(started.elapsed().as_secs_f64());
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = stats;
+    }
+}
+
 /// One call of a policy that counts a call when it ends: [`end`](Self::end) counts how it ended;
 /// dropped while running without that (cancelled, or unwound by a panic), it counts as cancelled.
 #[derive(Debug)]
 pub(crate) struct Call<'a> {
     stats: &'a Stats,
     state: CallState,
+    timer: Timer,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,6 +307,7 @@ impl<'a> Call<'a> {
         Call {
             stats,
             state: CallState::Running,
+            timer: Timer::start(),
         }
     }
 
@@ -272,6 +317,7 @@ impl<'a> Call<'a> {
         Call {
             stats,
             state: CallState::Idle,
+            timer: Timer::default(),
         }
     }
 
@@ -280,6 +326,7 @@ impl<'a> Call<'a> {
     pub(crate) fn run(&mut self) {
         if self.state == CallState::Idle {
             self.state = CallState::Running;
+            self.timer = Timer::start();
         }
     }
 
@@ -288,6 +335,7 @@ impl<'a> Call<'a> {
     pub(crate) fn end(&mut self, how: Field) {
         self.state = CallState::Ended;
         self.stats.add(how);
+        self.timer.stop(self.stats);
     }
 }
 

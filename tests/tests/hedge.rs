@@ -373,7 +373,7 @@ mod expansion {
 
     use reliability::__private::{
         HedgeAfter, HedgeSlot, IsResult, Site, StackCtx, TimeoutSlot, always, clone_arg, hedge,
-        predicate, stack, timeout,
+        layer, predicate, timeout,
     };
     use tokio::time::{Instant, sleep};
 
@@ -394,7 +394,7 @@ mod expansion {
                 TIMEOUT.get(&site),
                 &ctx,
                 <<Out as IsResult>::Err as From<reliability::Error>>::from,
-                stack::<Out, _>(async {
+                layer::<Out, _>(async {
                     let query = clone_arg(&query);
                     let n = attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     // The first attempt hangs: the timeout below would end it at 1 s.
@@ -492,5 +492,44 @@ mod expansion {
             .cloned()
             .unwrap();
         assert_eq!((t.calls, t.successes, t.timeouts), (3, 2, 0));
+    }
+}
+
+mod attribute {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    use reliability::{hedge, registry, timeout};
+    use tokio::time::Instant;
+
+    static STARTED: AtomicU32 = AtomicU32::new(0);
+
+    /// The first attempt hangs; the hedge started after 100 ms answers after 20 ms more.
+    #[hedge(after = "100ms", max = 2)]
+    #[timeout(secs = 5)]
+    async fn answer(question: String) -> Result<String, reliability::Error> {
+        let attempt = STARTED.fetch_add(1, Ordering::SeqCst);
+        let took = if attempt == 0 {
+            Duration::from_secs(10)
+        } else {
+            Duration::from_millis(20)
+        };
+        tokio::time::sleep(took).await;
+        Ok(format!("{question}: attempt {}", attempt + 1))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hedge_over_a_timeout_answers_with_the_second_attempt() {
+        let start = Instant::now();
+        assert_eq!(answer("q".to_owned()).await.unwrap(), "q: attempt 2");
+        assert_eq!(start.elapsed(), Duration::from_millis(120));
+        assert_eq!(
+            STARTED.load(Ordering::SeqCst),
+            2,
+            "no third attempt: the second answered first"
+        );
+        let stats = registry().snapshot();
+        let h = stats.hedge("hedge::attribute::answer").unwrap();
+        assert_eq!((h.hedges, h.hedges_won), (1, 1));
     }
 }

@@ -12,6 +12,7 @@ pub(crate) mod bulkhead;
 pub(crate) mod cached;
 pub(crate) mod circuit_breaker;
 pub(crate) mod fallback;
+pub(crate) mod hedge;
 pub(crate) mod rate_limit;
 pub(crate) mod retry;
 pub(crate) mod timeout;
@@ -25,6 +26,7 @@ pub(crate) enum Config {
     Fallback(fallback::Config),
     RateLimit(rate_limit::Config),
     Bulkhead(bulkhead::Config),
+    Hedge(hedge::Config),
 }
 
 /// What an attribute makes of the layer below: a future the layer above awaits, or statements
@@ -50,6 +52,7 @@ pub(crate) fn config(
         Kind::Fallback => Config::Fallback(fallback::config(opts, span, errors)),
         Kind::RateLimit => Config::RateLimit(rate_limit::config(opts, span, errors)),
         Kind::Bulkhead => Config::Bulkhead(bulkhead::config(opts, span, errors)),
+        Kind::Hedge => Config::Hedge(hedge::config(opts, span, errors)),
     };
     (errors.count() == before).then_some(config)
 }
@@ -64,6 +67,7 @@ impl Config {
             Config::Fallback(_) => Kind::Fallback,
             Config::RateLimit(_) => Kind::RateLimit,
             Config::Bulkhead(_) => Kind::Bulkhead,
+            Config::Hedge(_) => Kind::Hedge,
         }
     }
 
@@ -77,6 +81,7 @@ impl Config {
             Config::Fallback(c) => fallback::expand(c, cx, below),
             Config::RateLimit(c) => Wrapped::Future(rate_limit::expand(c, cx, below)),
             Config::Bulkhead(c) => Wrapped::Future(bulkhead::expand(c, cx, below)),
+            Config::Hedge(c) => Wrapped::Future(hedge::expand(c, cx, below)),
         }
     }
 }
