@@ -35,6 +35,21 @@ pub(crate) struct Opt {
 }
 
 impl Opt {
+    /// An option written alone, without a value.
+    pub(crate) const fn flag(
+        name: &'static str,
+        default: &'static str,
+        aliases: &'static [&'static str],
+    ) -> Self {
+        Opt {
+            name,
+            example: name,
+            default,
+            aliases,
+            flag: true,
+        }
+    }
+
     /// An option with a value.
     pub(crate) const fn new(
         name: &'static str,

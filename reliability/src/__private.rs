@@ -14,6 +14,31 @@ pub use crate::call::{Convert, StackCtx};
 pub use crate::show::{Show, ShowDebug, ShowDisplay, ShowFn, ShowNothing};
 pub use crate::site::Site;
 
+#[cfg(feature = "redis")]
+pub use crate::shared::expand::{
+    SharedKey, SharedValue, circuit_breaker_shared, rate_limit_shared,
+};
+// Without the feature, `shared` is a compile error (`needs_redis`); these keep it the only one.
+#[cfg(not(feature = "redis"))]
+pub use crate::circuit_breaker::expand::circuit_breaker as circuit_breaker_shared;
+#[cfg(not(feature = "redis"))]
+pub use crate::rate_limit::expand::rate_limit as rate_limit_shared;
+
+/// Implemented when the `redis` feature is on.
+#[diagnostic::on_unimplemented(
+    message = "`shared` needs the `redis` feature of `reliability`",
+    label = "state shared by replicas lives in Redis",
+    note = "enable it: `reliability = {{ version = \"...\", features = [\"redis\"] }}`, and install a store at start-up with `reliability::shared::install`"
+)]
+pub trait RedisFeature {}
+
+#[cfg(feature = "redis")]
+impl RedisFeature for () {}
+
+/// Checks that the `redis` feature is on, for an attribute marked `shared`.
+#[inline(always)]
+pub fn needs_redis<T: RedisFeature>() {}
+
 pub use crate::bulkhead::expand::{BulkheadSlot, bulkhead};
 pub use crate::cache::expand::{
     CacheKey, CacheSlot, CacheValue, OkValues, Returns, StoresOk, StoresValue, Values, store_all,

@@ -149,7 +149,7 @@ pub struct PolicyStats {
     pub hedges: u64,
     /// Hedge: calls answered by an extra attempt (not the first).
     pub hedges_won: u64,
-    /// Shared policies (feature `redis`, [`shared`](crate::shared)): store operations that failed,
+    /// Shared policies (feature `redis`, `reliability::shared`): store operations that failed,
     /// timed out (each is bounded, 50 ms by default), or were skipped because the store had just
     /// failed. Each such call used the policy's local state instead: the breaker of this replica,
     /// the local cache tier, the local rate limiter.

@@ -716,3 +716,42 @@ async fn connecting_to_no_server_is_an_error_without_the_password() {
     let again = reliability::shared::install(lazy).unwrap_err();
     assert_eq!(again.kind(), StoreErrorKind::AlreadyInstalled);
 }
+
+/// The attributes marked `shared` work locally while no store is installed (this test binary never
+/// installs one).
+mod attributes_before_a_store {
+    use reliability::{CircuitState, cached, circuit_breaker, rate_limit, registry};
+
+    #[circuit_breaker(name = "shared.attr.breaker", failure_threshold = 1, shared)]
+    async fn guarded(fail: bool) -> Result<(), reliability::Error> {
+        if fail {
+            Err(reliability::Error::Timeout {
+                after: std::time::Duration::ZERO,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    #[cached(shared)]
+    async fn doubled(n: u32) -> u32 {
+        n * 2
+    }
+
+    #[rate_limit(rate = 1, per = "1m", shared)]
+    async fn limited() -> Result<(), reliability::Error> {
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn they_work_locally() {
+        guarded(false).await.unwrap();
+        guarded(true).await.unwrap_err();
+        let breaker = registry().circuit_breaker("shared.attr.breaker").unwrap();
+        assert_eq!(breaker.state(), CircuitState::Open);
+        assert_eq!(doubled(2).await, 4);
+        assert_eq!(doubled(2).await, 4);
+        limited().await.unwrap();
+        assert!(limited().await.unwrap_err().is_rate_limited());
+    }
+}

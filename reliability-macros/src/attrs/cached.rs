@@ -53,6 +53,7 @@ pub(crate) static SPEC: Spec = Spec {
             "every value is stored",
             &["skip_if", "dont_cache_if", "except", "filter"],
         ),
+        Opt::flag("shared", "off", &["distributed", "global", "redis"]),
     ],
     needs_result: false,
     reuses_args: false,
@@ -68,6 +69,7 @@ pub(crate) struct Config {
     key: Option<Expr>,
     name: Option<String>,
     unless: Option<Expr>,
+    shared: bool,
 }
 
 pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
@@ -78,6 +80,7 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
         key: opts.get("key").cloned(),
         name: None,
         unless: opts.get("unless").cloned(),
+        shared: opts.flag("shared"),
     };
     for (key, slot) in [("ttl", &mut config.ttl), ("tti", &mut config.tti)] {
         if let Some(expr) = opts.get(key)
@@ -132,7 +135,14 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> To
         Some(unless) => quote!(&#unless),
         None => quote!(&::reliability::__private::store_all),
     };
-    quote!(#how.cached(&__RELIABILITY_CACHE, &#site, &#ctx, #unless, #key, #below))
+    let call = if config.shared {
+        cx.lets
+            .push(quote!(::reliability::__private::needs_redis::<()>();));
+        quote!(cached_shared)
+    } else {
+        quote!(cached)
+    };
+    quote!(#how.#call(&__RELIABILITY_CACHE, &#site, &#ctx, #unless, #key, #below))
 }
 
 /// The key: the user's expression, or an owned copy of every argument but the receiver.

@@ -89,6 +89,7 @@ pub(crate) static SPEC: Spec = Spec {
             "`failure_rate`",
             &["slow_call_rate_threshold"],
         ),
+        Opt::flag("shared", "off", &["distributed", "global", "redis"]),
     ],
     needs_result: true,
     reuses_args: false,
@@ -119,6 +120,7 @@ pub(crate) struct Config {
     cooldown: u64,
     when: Option<Expr>,
     rule: Rule,
+    shared: bool,
 }
 
 enum Rule {
@@ -177,6 +179,7 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
         rule: Rule::Consecutive {
             failure_threshold: DEFAULT_FAILURE_THRESHOLD,
         },
+        shared: opts.flag("shared"),
     };
     if let Some(expr) = opts.get("name") {
         config.name = errors.value(options::name("name", expr));
@@ -320,5 +323,12 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> To
     let when = cx.predicate("__reliability_breaker_when", config.when.as_ref());
     let convert = cx.convert();
     let (ctx, site) = (&cx.names.ctx, &cx.names.site);
-    quote!(::reliability::__private::circuit_breaker(__RELIABILITY_BREAKER.get(&#site), &#site, &#ctx, #when, #convert, #below))
+    let call = if config.shared {
+        cx.lets
+            .push(quote!(::reliability::__private::needs_redis::<()>();));
+        quote!(circuit_breaker_shared)
+    } else {
+        quote!(circuit_breaker)
+    };
+    quote!(::reliability::__private::#call(__RELIABILITY_BREAKER.get(&#site), &#site, &#ctx, #when, #convert, #below))
 }

@@ -60,6 +60,7 @@ pub(crate) static SPEC: Spec = Spec {
             "module path + fn name",
             &["id"],
         ),
+        Opt::flag("shared", "off", &["distributed", "global", "redis"]),
     ],
     needs_result: true,
     reuses_args: false,
@@ -79,6 +80,7 @@ pub(crate) struct Config {
     cost: Option<Expr>,
     key: Option<Expr>,
     name: Option<String>,
+    shared: bool,
 }
 
 pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config {
@@ -90,6 +92,7 @@ pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config 
         cost: opts.get("cost").cloned(),
         key: opts.get("key").cloned(),
         name: None,
+        shared: opts.flag("shared"),
     };
     match opts.get("rate") {
         None => errors.push(missing(span, "`#[rate_limit]` needs a quota: `#[rate_limit(rate = 500, per = \"1m\")]` (permits per period)".to_owned())),
@@ -165,5 +168,12 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> To
     };
     let convert = cx.convert();
     let (ctx, site) = (&cx.names.ctx, &cx.names.site);
-    quote!(::reliability::__private::rate_limit(__RELIABILITY_RATE_LIMIT.get(&#site), &#ctx, #convert, #key, #cost, #below))
+    let call = if config.shared {
+        cx.lets
+            .push(quote!(::reliability::__private::needs_redis::<()>();));
+        quote!(rate_limit_shared)
+    } else {
+        quote!(rate_limit)
+    };
+    quote!(::reliability::__private::#call(__RELIABILITY_RATE_LIMIT.get(&#site), &#ctx, #convert, #key, #cost, #below))
 }

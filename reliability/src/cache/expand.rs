@@ -217,3 +217,50 @@ impl Values {
         }
     }
 }
+
+#[cfg(not(feature = "redis"))]
+impl OkValues {
+    /// Without the `redis` feature, `#[cached(shared)]` is a compile error (`needs_redis`); this
+    /// keeps it the only one.
+    #[inline]
+    pub async fn cached_shared<K, V, E, F, U>(
+        self,
+        slot: &CacheSlot,
+        site: &Site,
+        ctx: &StackCtx,
+        unless: &U,
+        key: K,
+        fut: F,
+    ) -> Result<V, E>
+    where
+        K: CacheKey,
+        V: CacheValue,
+        F: Future<Output = Result<V, E>>,
+        U: Fn(&V) -> bool + Sync,
+    {
+        self.cached(slot, site, ctx, unless, key, fut).await
+    }
+}
+
+#[cfg(not(feature = "redis"))]
+impl Values {
+    /// See [`OkValues::cached_shared`].
+    #[inline]
+    pub async fn cached_shared<K, V, F, U>(
+        self,
+        slot: &CacheSlot,
+        site: &Site,
+        ctx: &StackCtx,
+        unless: &U,
+        key: K,
+        fut: F,
+    ) -> V
+    where
+        K: CacheKey,
+        V: CacheValue,
+        F: Future<Output = V>,
+        U: Fn(&V) -> bool + Sync,
+    {
+        self.cached(slot, site, ctx, unless, key, fut).await
+    }
+}
