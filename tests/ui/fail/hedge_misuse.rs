@@ -10,11 +10,6 @@ async fn too_many() -> Result<(), reliability::Error> {
     Ok(())
 }
 
-#[hedge(max = 2)]
-async fn after_missing() -> Result<(), reliability::Error> {
-    Ok(())
-}
-
 #[hedge(after = "100ms")]
 async fn shares_a_mut(out: &mut Vec<u8>) -> Result<(), reliability::Error> {
     out.push(1);

@@ -10,11 +10,6 @@ async fn no_burst() -> Result<(), reliability::Error> {
     Ok(())
 }
 
-#[rate_limit(per = "1s")]
-async fn rate_missing() -> Result<(), reliability::Error> {
-    Ok(())
-}
-
 #[rate_limit(rate = 10, permits_per_second = 5)]
 async fn unknown_option() -> Result<(), reliability::Error> {
     Ok(())
