@@ -4,8 +4,9 @@
 //! returns a `Result`, and the runtime is built with `enable_all` (the I/O driver on).
 //!
 //! `user_shapes/plain` measures the peers as a standalone benchmark of each would: built once,
-//! their own small error type, the service called directly. Set beside `user_shapes` and the
-//! peer rows of `--bench overhead`, it says what the harness adds to each peer.
+//! their own small error type, the service called directly; `user_shapes/harness` measures
+//! them exactly as `--bench overhead` does. Side by side, they say what our harness adds to each
+//! peer.
 //!
 //! `cargo bench -p benches --bench user_shapes [-- GROUP]`; the figures are in BENCHMARKS.md.
 
@@ -315,5 +316,39 @@ fn plain(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, user_shapes, plain);
+// ---------------------------------------------------------------------------------------------
+// the peers exactly as `--bench overhead` measures them
+
+fn harness(c: &mut Criterion) {
+    let rt = benches::runtime();
+    let rt = &rt;
+    let recloser = benches::recloser_breaker(None, Duration::from_secs(60));
+    let tower_retry = ServiceBuilder::new()
+        .retry(benches::Attempts(3))
+        .service_fn(benches::work);
+    let tower_stack = ServiceBuilder::new()
+        .retry(benches::Attempts(3))
+        .timeout(SECS_30)
+        .service_fn(benches::work);
+
+    let mut g = c.benchmark_group("user_shapes/harness");
+    bench(&mut g, rt, "floor", benches::work);
+    bench(&mut g, rt, "retry/tokio-retry", |x| {
+        let strategy = tokio_retry::strategy::ExponentialBackoff::from_millis(10).take(2);
+        tokio_retry::Retry::start(strategy, move || benches::work(x))
+    });
+    bench(&mut g, rt, "retry/tower, clone per call", |x| {
+        tower_retry.clone().oneshot(x)
+    });
+    bench(&mut g, rt, "breaker/recloser", |x| {
+        recloser.call(benches::work(x))
+    });
+    bench(&mut g, rt, "stack/tower retry+timeout, clone per call", |x| {
+        let mut svc = tower_stack.clone();
+        async move { svc.ready().await?.call(x).await }
+    });
+    g.finish();
+}
+
+criterion_group!(benches, user_shapes, plain, harness);
 criterion_main!(benches);
