@@ -43,6 +43,12 @@ async fn service(x: u64) -> Result<u64, std::io::Error> {
     Ok(x.wrapping_add(1))
 }
 
+/// The same service with the error type of `--bench overhead` (`benches::BenchError`), defined
+/// here rather than in the `benches` library.
+async fn service_bench_error(x: u64) -> benches::BenchResult {
+    Ok(x.wrapping_add(1))
+}
+
 /// The body of every annotated function: one `async fn` deeper, mapping the service's error.
 async fn fetch(x: u64) -> Result<u64, AppError> {
     backend(x).await.map_err(AppError::Status)
@@ -294,23 +300,47 @@ fn plain(c: &mut Criterion) {
         &mut g,
         rt,
         "retry/tower, one service",
-        tower_retry,
+        tower_retry.clone(),
         async |svc, x| match svc.ready().await {
             Ok(svc) => svc.call(x).await,
             Err(e) => Err(e),
         },
     );
+    bench(&mut g, rt, "retry/tower, clone per call", |x| {
+        tower_retry.clone().oneshot(x)
+    });
+    bench(
+        &mut g,
+        rt,
+        "retry/tokio-retry, overhead's error type",
+        |x| {
+            let strategy = tokio_retry::strategy::ExponentialBackoff::from_millis(10).take(2);
+            tokio_retry::Retry::start(strategy, move || service_bench_error(x))
+        },
+    );
     bench(&mut g, rt, "breaker/recloser", |x| {
         recloser.call(service(x))
+    });
+    bench(&mut g, rt, "breaker/recloser, overhead's error type", |x| {
+        recloser.call(service_bench_error(x))
     });
     bench_loop(
         &mut g,
         rt,
         "stack/tower retry+timeout, one service",
-        tower_stack,
+        tower_stack.clone(),
         async |svc, x| match svc.ready().await {
             Ok(svc) => svc.call(x).await,
             Err(e) => Err(e),
+        },
+    );
+    bench(
+        &mut g,
+        rt,
+        "stack/tower retry+timeout, clone per call",
+        |x| {
+            let mut svc = tower_stack.clone();
+            async move { svc.ready().await?.call(x).await }
         },
     );
     g.finish();
@@ -343,10 +373,15 @@ fn harness(c: &mut Criterion) {
     bench(&mut g, rt, "breaker/recloser", |x| {
         recloser.call(benches::work(x))
     });
-    bench(&mut g, rt, "stack/tower retry+timeout, clone per call", |x| {
-        let mut svc = tower_stack.clone();
-        async move { svc.ready().await?.call(x).await }
-    });
+    bench(
+        &mut g,
+        rt,
+        "stack/tower retry+timeout, clone per call",
+        |x| {
+            let mut svc = tower_stack.clone();
+            async move { svc.ready().await?.call(x).await }
+        },
+    );
     g.finish();
 }
 
