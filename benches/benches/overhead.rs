@@ -508,6 +508,20 @@ fn rate_limit_group(c: &mut Criterion, rt: &Runtime) {
         NonZeroU32::new(1_000_000_000).unwrap_or(NonZeroU32::MIN),
     ));
 
+    rt.block_on(async {
+        for _ in 0..10_000 {
+            let admitted = [
+                ours_rate_limit(7).await.is_ok(),
+                ours_type.run(work(7)).await.is_ok(),
+                governor.check().is_ok(),
+            ];
+            assert_eq!(
+                admitted, [true; 3],
+                "rate_limit/free must always find a permit"
+            );
+        }
+    });
+
     let mut g = c.benchmark_group("rate_limit/free");
     bench(&mut g, rt, "floor", work);
     bench(&mut g, rt, "ours", ours_rate_limit);
@@ -540,6 +554,15 @@ fn bulkhead_group(c: &mut Criterion, rt: &Runtime) {
         .unwrap_or_else(|e| panic!("{e}"));
     let semaphore = tokio::sync::Semaphore::new(64);
     let tower_limit = ServiceBuilder::new().concurrency_limit(64).service_fn(work);
+
+    rt.block_on(async {
+        let admitted = [
+            ours_bulkhead(7).await.is_ok(),
+            ours_type.run(work(7)).await.is_ok(),
+            tower_limit.clone().oneshot(7).await.is_ok(),
+        ];
+        assert_eq!(admitted, [true; 3], "bulkhead/free must always find a slot");
+    });
 
     let mut g = c.benchmark_group("bulkhead/free");
     bench(&mut g, rt, "floor", work);
