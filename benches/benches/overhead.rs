@@ -9,19 +9,22 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::hint::black_box;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use backon::Retryable;
 use benches::{
-    Attempts, BenchError, BenchResult, HandBreaker, HedgeAll, alt, down, failsafe_breaker, flaky,
-    hand_retry, recloser_breaker, runtime, slow, work,
+    Attempts, BenchError, BenchResult, BudgetAttempts, HandBreaker, HedgeAll, alt, down,
+    failsafe_breaker, failsafe_rate_breaker, flaky, hand_retry, recloser_breaker, runtime, slow,
+    work,
 };
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use failsafe::futures::CircuitBreaker as _;
-use reliability::{cached, circuit_breaker, fallback, retry, timeout};
+use reliability::{bulkhead, cached, circuit_breaker, fallback, rate_limit, retry, timeout};
+use std::num::NonZeroU32;
 use tokio::runtime::Runtime;
+use tower::retry::budget::TpsBudget;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 const SECS_30: Duration = Duration::from_secs(30);
@@ -519,6 +522,201 @@ mod counting {
     }
 }
 
+// The groups below call `body`, defined in this file: `benches::work` lives in another crate and
+// is never inlined without LTO, which makes the peers' futures around it slower than a user's own
+// (see BENCHMARKS.md, "Why the peers measured slower here").
+
+/// The body of the groups below: ready at once, it succeeds.
+async fn body(x: u64) -> BenchResult {
+    Ok(x.wrapping_add(1))
+}
+
+// ---------------------------------------------------------------------------------------------
+// retry with a budget
+
+#[retry(max = 3, name = "bench.retry.no_budget")]
+async fn ours_retry_no_budget(x: u64) -> BenchResult {
+    body(x).await
+}
+
+#[retry(max = 3, budget = 0.2, name = "bench.retry.budget")]
+async fn ours_retry_budget(x: u64) -> BenchResult {
+    body(x).await
+}
+
+fn retry_budget_group(c: &mut Criterion, rt: &Runtime) {
+    let ours_type = reliability::Retry::new(
+        "bench.retry.type_budget",
+        reliability::RetryPolicy::builder()
+            .budget(0.2)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let tower_retry = ServiceBuilder::new().retry(Attempts(3)).service_fn(body);
+    let tower_budget = ServiceBuilder::new()
+        .retry(BudgetAttempts {
+            attempts: 3,
+            budget: Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2)),
+        })
+        .service_fn(body);
+
+    let mut g = c.benchmark_group("retry/budget");
+    bench(&mut g, rt, "floor", body);
+    bench(&mut g, rt, "ours, no budget", ours_retry_no_budget);
+    bench(&mut g, rt, "ours, budget", ours_retry_budget);
+    bench(&mut g, rt, "ours (Retry::run), budget", |x| {
+        ours_type.run(move || body(x))
+    });
+    bench(&mut g, rt, "tower, no budget", |x| {
+        tower_retry.clone().oneshot(x)
+    });
+    bench(&mut g, rt, "tower, TpsBudget", |x| {
+        tower_budget.clone().oneshot(x)
+    });
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// circuit breaker, rate rule
+
+#[circuit_breaker(name = "bench.breaker.rate_calls", failure_rate = 0.5, window = 100)]
+async fn ours_breaker_rate_calls(x: u64) -> BenchResult {
+    body(x).await
+}
+
+#[circuit_breaker(name = "bench.breaker.rate_time", failure_rate = 0.5, window = "30s")]
+async fn ours_breaker_rate_time(x: u64) -> BenchResult {
+    body(x).await
+}
+
+fn breaker_rate_group(c: &mut Criterion, rt: &Runtime) {
+    let ours_type = reliability::CircuitBreaker::builder("bench.breaker.type_rate")
+        .failure_rate(0.5)
+        .window_calls(100)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    // recloser's default: a ring of 100 calls, open at a failure rate of 0.5.
+    let recloser = recloser::AsyncRecloser::from(recloser::Recloser::default());
+    let failsafe = failsafe_rate_breaker(0.5, 100, SECS_30, Duration::from_secs(60));
+
+    let mut g = c.benchmark_group("breaker/rate_closed");
+    bench(&mut g, rt, "floor", body);
+    bench(&mut g, rt, "ours, last 100 calls", ours_breaker_rate_calls);
+    bench(&mut g, rt, "ours, last 30 s", ours_breaker_rate_time);
+    bench(
+        &mut g,
+        rt,
+        "ours (CircuitBreaker::call), last 100 calls",
+        |x| ours_type.call(body(x)),
+    );
+    bench(&mut g, rt, "recloser, ring of 100", |x| {
+        recloser.call(body(x))
+    });
+    bench(&mut g, rt, "failsafe, success rate over 30 s", |x| {
+        failsafe.call(body(x))
+    });
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// rate limit, a permit free
+
+// One permit a nanosecond with a burst of a billion: no call ever waits for one.
+#[rate_limit(rate = 1_000_000_000, name = "bench.rate_limit")]
+async fn ours_rate_limit(x: u64) -> BenchResult {
+    body(x).await
+}
+
+fn rate_limit_group(c: &mut Criterion, rt: &Runtime) {
+    let ours_type = reliability::RateLimiter::builder("bench.rate_limit.type", 1_000_000_000)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let governor = governor::RateLimiter::direct(governor::Quota::per_second(
+        NonZeroU32::new(1_000_000_000).unwrap_or(NonZeroU32::MIN),
+    ));
+
+    rt.block_on(async {
+        for _ in 0..10_000 {
+            let admitted = [
+                ours_rate_limit(7).await.is_ok(),
+                ours_type.run(body(7)).await.is_ok(),
+                governor.check().is_ok(),
+            ];
+            assert_eq!(
+                admitted, [true; 3],
+                "rate_limit/free must always find a permit"
+            );
+        }
+    });
+
+    let mut g = c.benchmark_group("rate_limit/free");
+    bench(&mut g, rt, "floor", body);
+    bench(&mut g, rt, "ours", ours_rate_limit);
+    bench(&mut g, rt, "ours (RateLimiter::run)", |x| {
+        ours_type.run(body(x))
+    });
+    bench(&mut g, rt, "governor check()", |x| {
+        let admitted = governor.check();
+        async move {
+            match admitted {
+                Ok(()) => body(x).await,
+                Err(_) => Err(BenchError::Service),
+            }
+        }
+    });
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// bulkhead, a slot free
+
+#[bulkhead(max = 64, name = "bench.bulkhead")]
+async fn ours_bulkhead(x: u64) -> BenchResult {
+    body(x).await
+}
+
+fn bulkhead_group(c: &mut Criterion, rt: &Runtime) {
+    let ours_type = reliability::Bulkhead::builder("bench.bulkhead.type", 64)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let semaphore = tokio::sync::Semaphore::new(64);
+    let tower_limit = ServiceBuilder::new().concurrency_limit(64).service_fn(body);
+
+    rt.block_on(async {
+        let admitted = [
+            ours_bulkhead(7).await.is_ok(),
+            ours_type.run(body(7)).await.is_ok(),
+            tower_limit.clone().oneshot(7).await.is_ok(),
+        ];
+        assert_eq!(admitted, [true; 3], "bulkhead/free must always find a slot");
+    });
+
+    let mut g = c.benchmark_group("bulkhead/free");
+    bench(&mut g, rt, "floor", body);
+    bench(&mut g, rt, "ours", ours_bulkhead);
+    bench(&mut g, rt, "ours (Bulkhead::run)", |x| {
+        ours_type.run(body(x))
+    });
+    bench(&mut g, rt, "tokio Semaphore acquire", |x| {
+        let semaphore = &semaphore;
+        async move {
+            let _permit = semaphore.acquire().await;
+            body(x).await
+        }
+    });
+    bench(&mut g, rt, "tokio Semaphore try_acquire", |x| {
+        let semaphore = &semaphore;
+        async move {
+            let _permit = semaphore.try_acquire();
+            body(x).await
+        }
+    });
+    bench(&mut g, rt, "tower ConcurrencyLimit", |x| {
+        tower_limit.clone().oneshot(x)
+    });
+    g.finish();
+}
+
 fn all(c: &mut Criterion) {
     let rt = runtime();
     retry_group(c, &rt);
@@ -529,6 +727,10 @@ fn all(c: &mut Criterion) {
     cache_group(c, &rt);
     hedge_group(c, &rt);
     metrics_group(c, &rt);
+    retry_budget_group(c, &rt);
+    breaker_rate_group(c, &rt);
+    rate_limit_group(c, &rt);
+    bulkhead_group(c, &rt);
 }
 
 criterion_group!(overhead, all);

@@ -247,3 +247,57 @@ pub fn failsafe_breaker(
         ))
         .build()
 }
+
+/// tower's retry policy with a retry budget, as tower's `budget` module shows it: a success
+/// deposits, a retry withdraws (and is not made when the budget is spent); `max` attempts in all.
+#[derive(Debug, Clone)]
+pub struct BudgetAttempts {
+    /// Attempts left, the first included.
+    pub attempts: usize,
+    /// The budget shared by every clone of the policy.
+    pub budget: std::sync::Arc<tower::retry::budget::TpsBudget>,
+}
+
+impl<E> tower::retry::Policy<u64, u64, E> for BudgetAttempts {
+    type Future = std::future::Ready<()>;
+
+    fn retry(&mut self, _req: &mut u64, result: &mut Result<u64, E>) -> Option<Self::Future> {
+        use tower::retry::budget::Budget;
+        match result {
+            Ok(_) => {
+                self.budget.deposit();
+                None
+            }
+            Err(_) if self.attempts > 1 && self.budget.withdraw() => {
+                self.attempts -= 1;
+                Some(std::future::ready(()))
+            }
+            Err(_) => None,
+        }
+    }
+
+    fn clone_request(&mut self, req: &u64) -> Option<u64> {
+        Some(*req)
+    }
+}
+
+/// failsafe's rate breaker: opens when the success rate over `window` falls under
+/// `1 - failure_rate`, once `min_calls` calls were made in it, for `open_for`.
+pub fn failsafe_rate_breaker(
+    failure_rate: f64,
+    min_calls: u32,
+    window: Duration,
+    open_for: Duration,
+) -> failsafe::StateMachine<
+    failsafe::failure_policy::SuccessRateOverTimeWindow<failsafe::backoff::Constant>,
+    (),
+> {
+    failsafe::Config::new()
+        .failure_policy(failsafe::failure_policy::success_rate_over_time_window(
+            1.0 - failure_rate,
+            min_calls,
+            window,
+            failsafe::backoff::constant(open_for),
+        ))
+        .build()
+}
