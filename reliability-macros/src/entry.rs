@@ -202,11 +202,6 @@ fn check_stack(configs: &[Config], errors: &mut Errors) {
                 timeout_above = Some(timeout_above.map_or(t.nanos, |d| d.min(t.nanos)));
                 None
             }
-            Config::Retry(_) => {
-                // Each attempt starts afresh below a retry; a timeout above the retry bounds them
-                // all, which a long wait may well be meant to fit in.
-                None
-            }
             Config::RateLimit(r) => Some(&r.wait),
             Config::Bulkhead(b) => Some(&b.wait),
             _ => None,

@@ -15,18 +15,17 @@
 //! ```text
 //! async fn f(q: String) -> Result<T, E> {
 //!     fn __reliability_site() {}
-//!     static __RELIABILITY_RETRY: P::RetrySlot = P::RetrySlot::new(P::RetrySettings { /* checked */ });
-//!     static __RELIABILITY_TIMEOUT: P::TimeoutSlot = P::TimeoutSlot::new(/* deadline */);
-//!     let name = || P::default_name(type_name_of_val(&__reliability_site), None, &[]);
-//!     let instance: &'static str = "";
+//!     static __RELIABILITY_TIMEOUT: P::TimeoutSlot = P::TimeoutSlot::new(Duration::from_secs(30));
+//!     static __RELIABILITY_RETRY: P::RetrySlot = P::RetrySlot::new(3, /* backoff, delays, jitter */);
+//!     let site = P::Site::function(type_name_of_val(&__reliability_site), "");
+//!     let show = /* how events show `E`: Display, Debug or nothing */;
+//!     let convert = <E as P::FromReliabilityError>::from_reliability;
 //!     let ctx = P::StackCtx::new();
-//!     let retry_when = P::predicate::<<Result<T, E> as P::IsResult>::Err, _>(P::always);
-//!     let retry_after = P::retry_after_fn::<<Result<T, E> as P::IsResult>::Err, _>(P::never_asks);
-//!     let mut attempts = P::RetryLoop::new(__RELIABILITY_RETRY.get(instance, &name), &ctx);
+//!     let mut attempts = P::RetryLoop::new(__RELIABILITY_RETRY.get(&site), &ctx);
 //!     loop {
-//!         let out = P::timeout(__RELIABILITY_TIMEOUT.get(instance, &name), &ctx, /* E::from */,
+//!         let out = P::timeout(__RELIABILITY_TIMEOUT.get(&site), &ctx, convert,
 //!             P::layer::<Result<T, E>, _>(async { let q = P::clone_arg(&q); BODY })).await;
-//!         if let Break(out) = attempts.decide(out, &retry_when, &retry_after).await { break out; }
+//!         if let Break(out) = attempts.decide(out, &P::always, &P::never_asks, show).await { break out; }
 //!     }
 //! }
 //! ```
@@ -69,10 +68,15 @@ pub(crate) struct Cx<'a> {
     needs_convert: bool,
 }
 
+/// A generated local, invisible to the user's code.
+fn local(name: &str) -> Ident {
+    Ident::new(name, Span::mixed_site())
+}
+
 impl Cx<'_> {
     /// A generated local, invisible to the user's code.
     pub(crate) fn local(&self, name: &str) -> Ident {
-        Ident::new(name, Span::mixed_site())
+        local(name)
     }
 
     /// A reference to the `when = ...` predicate, typed against the error type in a `let` named
@@ -132,7 +136,6 @@ pub(crate) fn duration(nanos: u64) -> TokenStream {
 
 pub(crate) fn expand(function: Function, configs: Vec<Config>, uses: TokenStream) -> TokenStream {
     let reuses_args = configs.iter().any(|c| c.kind().spec().reuses_args);
-    let local = |name: &str| Ident::new(name, Span::mixed_site());
     let names = Names {
         site: local("__reliability_site"),
         ctx: local("__reliability_ctx"),

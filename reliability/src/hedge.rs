@@ -304,12 +304,6 @@ fn any_error<E>(_: &E) -> bool {
     true
 }
 
-/// `now + d`, or far in the future when that is past what an `Instant` holds.
-fn after(now: Instant, d: Duration) -> Instant {
-    now.checked_add(d)
-        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
-}
-
 pin_project_lite::pin_project! {
     /// The attempts of one call, each pinned in place: the first, and up to five more.
     struct Attempts<Fut> {
@@ -536,7 +530,8 @@ where
                     if s.armed_for != s.launched {
                         let now = Instant::now();
                         let last = usize::from(s.launched) - 1;
-                        let at = after(*s.starts[last].get_or_insert(now), delay);
+                        let at =
+                            crate::time::instant_after(*s.starts[last].get_or_insert(now), delay);
                         if at <= now {
                             s.start(&mut slots, "delay");
                             continue;

@@ -483,16 +483,10 @@ impl Retry {
             deadline: self
                 .policy
                 .deadline
-                .map(|d| deadline_after(Instant::now(), d)),
+                .map(|d| crate::time::instant_after(Instant::now(), d)),
             call: Call::new(&self.stats),
         }
     }
-}
-
-/// `now + d`, or far in the future when that is past what an `Instant` holds.
-fn deadline_after(now: Instant, d: Duration) -> Instant {
-    now.checked_add(d)
-        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
 }
 
 /// What the layers below a retry reported about the attempt that just failed.

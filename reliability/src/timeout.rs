@@ -11,6 +11,7 @@ use tokio::task::coop;
 use crate::error::{ConfigError, Error};
 use crate::registry::registry;
 use crate::stats::{Call, Field, PolicyKind, Stats};
+use crate::time::instant_after;
 
 pub(crate) mod expand;
 
@@ -159,10 +160,8 @@ where
                     Some(sleep) => sleep,
                     none => {
                         let after = this.timeout.after;
-                        let deadline = this.started.map_or_else(
-                            || tokio::time::Instant::now() + after,
-                            |started| started.checked_add(after).unwrap_or(far_future(started)),
-                        );
+                        let started = this.started.unwrap_or_else(tokio::time::Instant::now);
+                        let deadline = instant_after(started, after);
                         none.insert(Box::pin(tokio::time::sleep_until(deadline)))
                     }
                 };
@@ -187,11 +186,6 @@ where
             None => Poll::Pending,
         }
     }
-}
-
-/// As `tokio::time::sleep` does for a deadline too far to add: about 30 years.
-fn far_future(now: tokio::time::Instant) -> tokio::time::Instant {
-    now + Duration::from_secs(86_400 * 365 * 30)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use crate::retry::{Attempts, Below, Next, Retry, RetryPolicy};
 use crate::show::ShowFn;
 use crate::site::Site;
 use crate::slot::Slot;
+use crate::time::instant_after;
 
 /// A `static` holding one retry layer: its settings, checked by the macro, and its policy per
 /// instantiation of the function.
@@ -170,11 +171,7 @@ impl<'a> RetryLoop<'a> {
                 let sleep = if wait.is_zero() {
                     None
                 } else {
-                    let now = tokio::time::Instant::now();
-                    // As `tokio::time::sleep` does: a wait too long to add sleeps for 30 years.
-                    let deadline = now
-                        .checked_add(wait)
-                        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30));
+                    let deadline = instant_after(tokio::time::Instant::now(), wait);
                     Some(match &mut self.sleep {
                         Some(sleep) => {
                             sleep.as_mut().reset(deadline);
