@@ -30,6 +30,7 @@ pub struct CacheConfig {
     ttl: Option<Duration>,
     tti: Option<Duration>,
     max_size: u64,
+    stale_if_error: Option<Duration>,
 }
 
 impl CacheConfig {
@@ -38,6 +39,7 @@ impl CacheConfig {
         ttl: None,
         tti: None,
         max_size: 10_000,
+        stale_if_error: None,
     };
 
     /// Settings already validated (by the attribute macro).
@@ -46,7 +48,18 @@ impl CacheConfig {
         tti: Option<Duration>,
         max_size: u64,
     ) -> Self {
-        CacheConfig { ttl, tti, max_size }
+        CacheConfig {
+            ttl,
+            tti,
+            max_size,
+            stale_if_error: None,
+        }
+    }
+
+    /// With a stale window already validated (by the attribute macro: it needs a `ttl`).
+    pub(crate) const fn with_stale_if_error(mut self, window: Duration) -> Self {
+        self.stale_if_error = Some(window);
+        self
     }
 
     /// Time to live after insertion.
@@ -62,6 +75,18 @@ impl CacheConfig {
     /// Entry capacity.
     pub fn max_size(&self) -> u64 {
         self.max_size
+    }
+
+    /// How long after its `ttl` an entry may still answer when the layer below fails (or only a
+    /// fallback below answered).
+    pub fn stale_if_error(&self) -> Option<Duration> {
+        self.stale_if_error
+    }
+
+    /// How long moka keeps an entry: its `ttl`, plus the stale window.
+    fn kept_for(&self) -> Option<Duration> {
+        self.ttl
+            .map(|ttl| ttl.saturating_add(self.stale_if_error.unwrap_or(Duration::ZERO)))
     }
 }
 
@@ -98,6 +123,14 @@ impl CacheBuilder {
         self
     }
 
+    /// Serve an entry expired no longer than `window` ago when the layer below fails, or when only
+    /// a fallback below answered (> 0; needs a [`ttl`](Self::ttl); default off). Counted as
+    /// `stale_served`. Expired entries are kept that much longer, within `max_size`.
+    pub fn stale_if_error(mut self, window: Duration) -> Self {
+        self.config.stale_if_error = Some(window);
+        self
+    }
+
     /// Validates the settings and returns the cache registered as the builder's name: the one
     /// already registered under that name with the same key and value types if there is one (caches
     /// are shared by name; its settings must be the same), else a new, empty one.
@@ -125,6 +158,26 @@ impl CacheBuilder {
         }
         if self.config.max_size == 0 {
             return Err(ConfigError::new("max_size", "must be at least 1"));
+        }
+        if let Some(window) = self.config.stale_if_error {
+            if window.is_zero() {
+                return Err(ConfigError::new(
+                    "stale_if_error",
+                    "must be longer than zero",
+                ));
+            }
+            if self.config.ttl.is_none() {
+                return Err(ConfigError::new(
+                    "stale_if_error",
+                    "needs a `ttl`: an entry turns stale when its `ttl` has passed",
+                ));
+            }
+            if self.config.kept_for().is_some_and(|d| d > THOUSAND_YEARS) {
+                return Err(ConfigError::new(
+                    "stale_if_error",
+                    "with the `ttl`, must be at most 1000 years",
+                ));
+            }
         }
         let (cache, created) = Cache::shared(&self.name, self.config);
         if !created && cache.config() != self.config {
@@ -159,6 +212,10 @@ struct Stored<V> {
 /// Only successes are stored. Errors are never shared: when the call that ran fails, the callers
 /// that were waiting for it run the layer below themselves, one at a time, so every caller gets an
 /// error value of its own and `E` need not be `Clone`.
+///
+/// Stale answers ([`stale_if_error`](CacheBuilder::stale_if_error)): an entry past its `ttl` no
+/// longer answers a lookup, but moka keeps it for the stale window more; a call whose run of the
+/// layer below fails then answers with it instead of the error (counted as `stale_served`).
 ///
 /// Expiry: `ttl` is checked on the `tokio` clock (so paused-time tests are exact) and also handed to
 /// moka, whose clock evicts entries in the background; `tti` is moka's alone.
@@ -290,14 +347,14 @@ where
     where
         F: Future<Output = Result<V, E>>,
     {
-        self.core.get_or_run(key, fut, &|_| true).await
+        self.core.get_or_run(key, fut, &|_| Verdict::Store).await
     }
 
     /// The cached value for `key`, or the value of `fut`, which is stored. Concurrent misses on one key
     /// run one `fut`.
     pub async fn get_or_insert(&self, key: K, fut: impl Future<Output = V>) -> V {
         let fut = async { Ok::<V, std::convert::Infallible>(fut.await) };
-        match self.core.get_or_run(key, fut, &|_| true).await {
+        match self.core.get_or_run(key, fut, &|_| Verdict::Store).await {
             Ok(value) => value,
             Err(never) => match never {},
         }
@@ -318,8 +375,8 @@ where
                 stored.live.store(false, Ordering::Release);
                 listener_removals.fetch_add(1, Ordering::Release);
             });
-        if let Some(ttl) = config.ttl {
-            builder = builder.time_to_live(ttl);
+        if let Some(kept_for) = config.kept_for() {
+            builder = builder.time_to_live(kept_for);
         }
         if let Some(tti) = config.tti {
             builder = builder.time_to_idle(tti);
@@ -364,7 +421,9 @@ where
             return None;
         }
         if self.expired(&stored) {
-            self.remove(key);
+            if self.past_stale_window(&stored) {
+                self.remove(key);
+            }
             return None;
         }
         Some(stored)
@@ -374,6 +433,52 @@ where
     #[inline]
     fn expired(&self, stored: &Stored<V>) -> bool {
         matches!((self.config.ttl, stored.born), (Some(ttl), Some(born)) if born.elapsed() >= ttl)
+    }
+
+    /// Past its `ttl` and its stale window: it can never answer again.
+    fn past_stale_window(&self, stored: &Stored<V>) -> bool {
+        matches!((self.config.kept_for(), stored.born), (Some(kept), Some(born)) if born.elapsed() >= kept)
+    }
+
+    /// With `stale_if_error`: the value of `key`'s entry if it expired no longer than the window
+    /// ago (or is still fresh: a concurrent call stored it), counted as `stale_served`. Called when
+    /// the layer below failed, or only a fallback below answered.
+    fn stale(&self, key: &K, why: &'static str) -> Option<V> {
+        self.config.stale_if_error?;
+        let stored = self.store.get(key)?;
+        if !stored.live.load(Ordering::Acquire) || self.past_stale_window(&stored) {
+            return None;
+        }
+        self.stats.add(Field::StaleServed);
+        let age = stored.born.map(|born| born.elapsed()).unwrap_or_default();
+        tracing::info!(target: "reliability", cache = %self.name, ?age, "{why}: serving the stale entry");
+        Some(V::clone(&stored.value))
+    }
+
+    /// Settles a run of the layer below: stores what `keep` says to, and answers with a stale entry
+    /// instead of an error or of an answer only a fallback gave, when there is one.
+    fn settle<E>(&self, key: K, outcome: Result<V, E>, keep: Keep<'_, V>) -> Settled<K, V, E> {
+        match outcome {
+            Ok(value) => {
+                self.stats.add(Field::Successes);
+                match keep(&value) {
+                    Verdict::Store => Settled::Store(key, value),
+                    Verdict::Skip => Settled::Answer(Ok(value)),
+                    Verdict::Degraded => {
+                        tracing::debug!(target: "reliability", cache = %self.name, "not caching an answer a fallback served");
+                        let stale = self.stale(&key, "only a fallback answered");
+                        Settled::Answer(Ok(stale.unwrap_or(value)))
+                    }
+                }
+            }
+            Err(error) => {
+                self.stats.add(Field::Failures);
+                match self.stale(&key, "the layer below failed") {
+                    Some(value) => Settled::Answer(Ok(value)),
+                    None => Settled::Answer(Err(error)),
+                }
+            }
+        }
     }
 
     #[inline]
@@ -421,15 +526,10 @@ where
     }
 
     /// The cached value for `key`, or the `Ok` of `fut`, stored if `keep(&value)` says so once `fut`
-    /// has finished (the attributes keep answers that no fallback served, and that `unless` accepts). Concurrent misses on one key
-    /// run one `fut`; a caller that waited for a run that failed, or whose value was not kept, runs
-    /// its own.
-    pub(crate) async fn get_or_run<E, F>(
-        &self,
-        key: K,
-        fut: F,
-        keep: &(dyn Fn(&V) -> bool + Sync),
-    ) -> Result<V, E>
+    /// has finished (the attributes keep answers that no fallback served, and that `unless`
+    /// accepts). Concurrent misses on one key run one `fut`; a caller that waited for a run that
+    /// failed, or whose value was not kept, runs its own.
+    pub(crate) async fn get_or_run<E, F>(&self, key: K, fut: F, keep: Keep<'_, V>) -> Result<V, E>
     where
         F: Future<Output = Result<V, E>>,
     {
@@ -440,12 +540,7 @@ where
     }
 
     /// The miss path of [`get_or_run`](Self::get_or_run), apart so that a hit stays small.
-    async fn run_missed<E, F>(
-        &self,
-        key: K,
-        fut: F,
-        keep: &(dyn Fn(&V) -> bool + Sync),
-    ) -> Result<V, E>
+    async fn run_missed<E, F>(&self, key: K, fut: F, keep: Keep<'_, V>) -> Result<V, E>
     where
         F: Future<Output = Result<V, E>>,
     {
@@ -466,22 +561,37 @@ where
         };
         self.stats.add(Field::Misses);
         tracing::debug!(target: "reliability", cache = %self.name, "cache miss");
-        match fut.await {
-            Ok(value) => {
-                self.stats.add(Field::Successes);
-                if keep(&value) {
-                    self.store(key, value.clone());
-                } else {
-                    tracing::debug!(target: "reliability", cache = %self.name, "not caching an answer a fallback served");
-                }
+        match self.settle(key, fut.await, keep) {
+            Settled::Store(key, value) => {
+                self.store(key, value.clone());
                 Ok(value)
             }
-            Err(error) => {
-                self.stats.add(Field::Failures);
-                Err(error)
-            }
+            Settled::Answer(answer) => answer,
         }
     }
+}
+
+/// Whether to store a value the layer below answered with, asked once it has finished.
+pub(crate) type Keep<'a, V> = &'a (dyn Fn(&V) -> Verdict + Sync);
+
+/// What [`Keep`] says of a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Store it.
+    Store,
+    /// Answer with it, do not store it (`unless` said so).
+    Skip,
+    /// Only a fallback below could answer: do not store it, and answer with a stale entry
+    /// instead if `stale_if_error` allows one.
+    Degraded,
+}
+
+/// How a run of the layer below ends at the cache.
+enum Settled<K, V, E> {
+    /// Store the value, then answer with it.
+    Store(K, V),
+    /// Answer with this, storing nothing.
+    Answer(Result<V, E>),
 }
 
 /// A caller's place in the single flight of one key: it holds the key's turn while it exists, and

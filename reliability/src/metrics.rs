@@ -43,6 +43,7 @@
 //! | `reliability_cache_hits_total` | counter | cached | `hits`: answered from a stored entry |
 //! | `reliability_cache_misses_total` | counter | cached | `misses`: ran the layer below |
 //! | `reliability_cache_coalesced_total` | counter | cached | `coalesced`: received a concurrent run's value |
+//! | `reliability_cache_stale_served_total` | counter | cached | `stale_served`: misses answered with an expired entry (`stale_if_error`) |
 //! | `reliability_fallback_served_total` | counter, also labelled `target` | fallback | `fallbacks`: calls served by each target |
 //! | `reliability_call_duration_seconds` | histogram | retry, timeout, circuit_breaker | seconds from a call's start at the layer to its outcome (retry: all attempts and waits; timeout: one attempt; circuit_breaker: an admitted call), on the tokio clock; calls dropped before their outcome are not recorded |
 //!
@@ -247,6 +248,12 @@ const COUNTERS: &[Exported] = &[
         help: "Calls that received the value of a concurrent run of the same key.",
         layers: &[PolicyKind::Cache],
         value: |p| p.coalesced,
+    },
+    Exported {
+        name: "reliability_cache_stale_served_total",
+        help: "Misses answered with an expired entry because the layer below failed or only a fallback answered.",
+        layers: &[PolicyKind::Cache],
+        value: |p| p.stale_served,
     },
 ];
 

@@ -133,6 +133,7 @@ impl Registry {
                 hits: s.get(Field::Hits),
                 misses: s.get(Field::Misses),
                 coalesced: s.get(Field::Coalesced),
+                stale_served: s.get(Field::StaleServed),
                 openings: s.get(Field::Openings),
                 waited: s.get(Field::Waited),
                 budget_exhausted: s.get(Field::BudgetExhausted),

@@ -88,7 +88,7 @@ impl fmt::Display for Snapshot {
 /// | timeout | calls of the layer | `Ok` in time | `Err` in time | `timeouts`: deadlines that expired |
 /// | circuit_breaker | calls admitted or rejected | admitted calls that succeeded (or failed with an error `when` does not count) | counted failures | `rejections`, `openings`, `slow_calls`, `isolations`, `resets`, `state` |
 /// | fallback | calls of the layer | `Ok` from the layer below | every target failed | `fallbacks`: calls served by each target |
-/// | cached | `hits + misses + coalesced` | runs of the layer below that returned `Ok` (stored, or not stored because a fallback below served it) | runs of the layer below that failed | `hits`: answered from a stored entry; `misses`: ran the layer below; `coalesced`: received the value of a concurrent run of the same key |
+/// | cached | `hits + misses + coalesced` | runs of the layer below that returned `Ok` (stored, or not stored because a fallback below served it) | runs of the layer below that failed | `hits`: answered from a stored entry; `misses`: ran the layer below; `coalesced`: received the value of a concurrent run of the same key; `stale_served`: misses answered with an expired entry (`stale_if_error`) because the run failed or only a fallback answered |
 /// | rate_limit | calls that asked for permits | — | — | `waited`: calls that waited for permits (admitted or not); `rejections`: calls that got none in time (load rejections) |
 /// | bulkhead | calls that asked for a slot | — | — | `waited`: calls that queued for a slot (admitted or not); `rejections`: calls rejected (queue full, or no slot within `wait`) |
 /// | hedge | calls of the layer | an attempt's `Ok` | final `Err` (every attempt failed, an error `when` rejects, or a breaker below rejected the last one running) | `hedges`: extra attempts started (by time or after a failure); `hedges_won`: calls answered by an extra attempt; `rejections`: calls ended by an open breaker below |
@@ -131,6 +131,9 @@ pub struct PolicyStats {
     /// Cache: calls that missed while a concurrent call of the same key was running the layer
     /// below, and received its value without running it themselves (single flight).
     pub coalesced: u64,
+    /// Cache: misses answered with an entry past its `ttl` (within `stale_if_error`) because the
+    /// layer below failed, or only a fallback below answered. A subset of `misses`.
+    pub stale_served: u64,
     /// Circuit breaker: transitions to open.
     pub openings: u64,
     /// Circuit breaker: calls slower than its `slow_call`.
@@ -190,6 +193,7 @@ impl fmt::Display for PolicyStats {
             ("hits", self.hits),
             ("misses", self.misses),
             ("coalesced", self.coalesced),
+            ("stale_served", self.stale_served),
             ("openings", self.openings),
             ("slow_calls", self.slow_calls),
             ("isolations", self.isolations),

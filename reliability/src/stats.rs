@@ -54,7 +54,8 @@ pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-const FIELDS: usize = 20;
+/// One slot per [`Field`]; the last variant is the highest.
+const FIELDS: usize = Field::StoreErrors as usize + 1;
 
 /// One thread's counters, on cache lines of their own (128 bytes: the adjacent-line prefetcher of
 /// x86 pairs lines).
@@ -80,6 +81,9 @@ pub(crate) enum Field {
     Cancelled,
     /// Cache: misses that received a concurrent call's value.
     Coalesced,
+    /// Cache: misses answered with an expired entry because the layer below failed, or only a
+    /// fallback below answered (`stale_if_error`).
+    StaleServed,
     /// Rate limit and bulkhead: calls that waited for a permit or a slot.
     Waited,
     /// Retry: calls that gave up because the retry budget was spent.

@@ -1,5 +1,6 @@
 //! `#[cached]`: hits, only `Ok` stored, `key = EXPR`, `ttl` on the tokio clock, `max_size`, single
-//! flight, plain return types, methods and `&str` arguments.
+//! flight, plain return types, methods and `&str` arguments, `stale_if_error`, invalidation seen by
+//! every worker thread.
 
 mod common;
 
@@ -534,4 +535,216 @@ async fn unless_keeps_some_answers_out_of_the_cache() {
     assert_eq!(answer(1).await.unwrap(), "answer 1");
     assert_eq!(answer(1).await.unwrap(), "answer 1");
     assert_eq!(ANSWERS.get(), 3, "the other one was");
+}
+
+// --- stale_if_error: a real answer past its ttl beats an error while the service is down ---
+
+static FORECAST_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static FORECAST: Runs = Runs::new();
+
+#[cached(name = "cache.forecast", ttl = 60, stale_if_error = "10m")]
+async fn forecast(city: &'static str) -> Result<String, AppError> {
+    let run = FORECAST.bump();
+    if FORECAST_DOWN.load(Ordering::SeqCst) {
+        return Err(AppError::Status(503));
+    }
+    Ok(format!("{city} #{run}"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn stale_answers_are_served_during_an_outage_then_fresh_ones_after() {
+    assert_eq!(forecast("oslo").await.unwrap(), "oslo #1");
+    advance(secs(30)).await;
+    assert_eq!(forecast("oslo").await.unwrap(), "oslo #1", "fresh: a hit");
+
+    // The ttl passes and the service goes down: the expired answer is served instead of the error.
+    advance(secs(31)).await;
+    FORECAST_DOWN.store(true, Ordering::SeqCst);
+    assert_eq!(forecast("oslo").await.unwrap(), "oslo #1", "stale, not 503");
+    assert_eq!(
+        FORECAST.get(),
+        2,
+        "the body ran (and failed) before the stale answer"
+    );
+    advance(secs(5 * 60)).await;
+    assert_eq!(
+        forecast("oslo").await.unwrap(),
+        "oslo #1",
+        "still within the window"
+    );
+    assert!(
+        matches!(forecast("paris").await, Err(AppError::Status(503))),
+        "no entry to serve: the error"
+    );
+
+    // The service is back: a fresh answer replaces the stale one, and is a hit afterwards.
+    FORECAST_DOWN.store(false, Ordering::SeqCst);
+    assert_eq!(forecast("oslo").await.unwrap(), "oslo #5");
+    assert_eq!(forecast("oslo").await.unwrap(), "oslo #5");
+
+    // Past ttl + stale_if_error the entry is gone for good.
+    advance(secs(60 + 10 * 60)).await;
+    FORECAST_DOWN.store(true, Ordering::SeqCst);
+    assert!(matches!(forecast("oslo").await, Err(AppError::Status(503))));
+
+    let stats = registry().snapshot();
+    let c = stats.cache("cache.forecast").unwrap();
+    assert_eq!(c.stale_served, 2);
+    assert_eq!((c.hits, c.misses), (2, 6));
+    assert_eq!(
+        (c.successes, c.failures),
+        (2, 4),
+        "a stale answer is still a failed run"
+    );
+}
+
+static MODEL_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+async fn canned(_question: u32) -> Result<String, AppError> {
+    Ok("sorry, try later".to_owned())
+}
+
+#[cached(name = "cache.degraded", ttl = 10, stale_if_error = 60)]
+#[reliability::fallback(canned)]
+async fn ask(question: u32) -> Result<String, AppError> {
+    if MODEL_DOWN.load(Ordering::SeqCst) {
+        return Err(AppError::Status(500));
+    }
+    Ok(format!("answer {question}"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stale_answer_beats_a_fallback_and_a_fallback_still_answers_new_questions() {
+    assert_eq!(ask(1).await.unwrap(), "answer 1");
+    advance(secs(11)).await;
+    MODEL_DOWN.store(true, Ordering::SeqCst);
+    assert_eq!(ask(1).await.unwrap(), "answer 1", "stale beats canned");
+    assert_eq!(
+        ask(2).await.unwrap(),
+        "sorry, try later",
+        "nothing stale: the fallback"
+    );
+    MODEL_DOWN.store(false, Ordering::SeqCst);
+    assert_eq!(
+        ask(2).await.unwrap(),
+        "answer 2",
+        "the canned reply was not stored"
+    );
+    let stats = registry().snapshot();
+    assert_eq!(stats.cache("cache.degraded").unwrap().stale_served, 1);
+}
+
+#[test]
+fn stale_if_error_needs_a_ttl_and_a_window() {
+    let no_ttl = Cache::builder("cache.stale.no_ttl")
+        .stale_if_error(secs(60))
+        .build::<u32, u32>()
+        .unwrap_err();
+    assert_eq!(no_ttl.setting(), "stale_if_error");
+    let zero = Cache::builder("cache.stale.zero")
+        .ttl(secs(1))
+        .stale_if_error(secs(0))
+        .build::<u32, u32>()
+        .unwrap_err();
+    assert_eq!(zero.setting(), "stale_if_error");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_programmatic_cache_serves_stale_on_error() {
+    let cache: Cache<u32, u32> = Cache::builder("cache.stale.prog")
+        .ttl(secs(1))
+        .stale_if_error(secs(5))
+        .build()
+        .unwrap();
+    assert_eq!(cache.config().stale_if_error(), Some(secs(5)));
+    let ok = cache.get_or_try_insert(1, async { Ok::<_, AppError>(7) });
+    assert_eq!(ok.await.unwrap(), 7);
+    advance(ms(1_500)).await;
+    assert_eq!(cache.get(&1), None, "expired entries do not answer lookups");
+    let failed = cache.get_or_try_insert(1, async { Err::<u32, _>(AppError::Status(500)) });
+    assert_eq!(failed.await.unwrap(), 7);
+    advance(secs(5)).await;
+    let failed = cache.get_or_try_insert(1, async { Err::<u32, _>(AppError::Status(500)) });
+    assert!(failed.await.is_err(), "past the window");
+}
+
+// --- invalidation reaches every worker thread's front at once ---
+
+static VERSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+static VERSION_RUNS: Runs = Runs::new();
+
+#[cached(name = "cache.versioned", ttl = 3600)]
+async fn versioned(key: u32) -> u64 {
+    VERSION_RUNS.bump();
+    VERSION.load(Ordering::SeqCst)
+}
+
+/// Tasks, one on each worker thread: they meet at blocking barriers, so no two share a thread. The
+/// lead computes each new version before the tasks call again, so their calls are all hits that
+/// never wait (a task woken on a worker blocked at a barrier would never run).
+const WORKERS: usize = 4;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_worker_threads_front_answers_an_invalidated_key() {
+    let handle = || registry().cache("cache.versioned");
+    assert_eq!(versioned(7).await, 1);
+    let start = Arc::new(std::sync::Barrier::new(WORKERS + 1));
+    let changed = Arc::new(std::sync::Barrier::new(WORKERS + 1));
+    let done = Arc::new(std::sync::Barrier::new(WORKERS + 1));
+    let tasks: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let (start, changed, done) = (start.clone(), changed.clone(), done.clone());
+            tokio::spawn(async move {
+                let thread = std::thread::current().id();
+                // Every worker has the entry in its own front: many hits on this thread.
+                let mut seen = Vec::new();
+                start.wait();
+                for _ in 0..300 {
+                    seen.push(versioned(7).await);
+                }
+                changed.wait(); // the lead invalidates here
+                changed.wait();
+                let mut after = Vec::new();
+                for _ in 0..300 {
+                    after.push(versioned(7).await);
+                }
+                done.wait(); // the lead invalidates everything here
+                done.wait();
+                let last = versioned(7).await;
+                (thread, seen, after, last)
+            })
+        })
+        .collect();
+    let runtime = tokio::runtime::Handle::current();
+    let lead = tokio::task::spawn_blocking(move || {
+        start.wait();
+        changed.wait();
+        VERSION.store(2, Ordering::SeqCst);
+        assert!(handle().unwrap().invalidate(&(7u32,)), "the key was there");
+        assert_eq!(runtime.block_on(versioned(7)), 2);
+        changed.wait();
+        done.wait();
+        VERSION.store(3, Ordering::SeqCst);
+        handle().unwrap().invalidate_all();
+        assert_eq!(runtime.block_on(versioned(7)), 3);
+        done.wait();
+    });
+    let mut threads = std::collections::HashSet::new();
+    for task in tasks {
+        let (thread, seen, after, last) = task.await.unwrap();
+        threads.insert(thread);
+        assert!(seen.iter().all(|&v| v == 1), "{seen:?}");
+        assert!(
+            after.iter().all(|&v| v == 2),
+            "an invalidated entry answered on {thread:?}"
+        );
+        assert_eq!(last, 3, "invalidate_all did not reach {thread:?}");
+    }
+    lead.await.unwrap();
+    assert_eq!(threads.len(), WORKERS, "one task per worker thread");
+    assert_eq!(
+        VERSION_RUNS.get(),
+        3,
+        "each version computed once, by the lead"
+    );
 }

@@ -48,6 +48,18 @@ pub(crate) static SPEC: Spec = Spec {
             &["id"],
         ),
         Opt::new(
+            "stale_if_error",
+            "stale_if_error = \"1h\"",
+            "off",
+            &[
+                "stale",
+                "serve_stale",
+                "stale_while_error",
+                "max_stale",
+                "grace",
+            ],
+        ),
+        Opt::new(
             "unless",
             "unless = |answer| answer.is_empty()",
             "every value is stored",
@@ -65,6 +77,7 @@ pub(crate) const DEFAULT_MAX_SIZE: u64 = 10_000;
 pub(crate) struct Config {
     ttl: Option<u64>,
     tti: Option<u64>,
+    stale_if_error: Option<u64>,
     max_size: u64,
     key: Option<Expr>,
     name: Option<String>,
@@ -76,6 +89,7 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
     let mut config = Config {
         ttl: None,
         tti: None,
+        stale_if_error: None,
         max_size: DEFAULT_MAX_SIZE,
         key: opts.get("key").cloned(),
         name: None,
@@ -91,6 +105,30 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
             }
             *slot = Some(value);
         }
+    }
+    if let Some(expr) = opts.get("stale_if_error")
+        && let Some(value) = errors.value(options::duration("stale_if_error", expr))
+    {
+        if value == 0 {
+            errors.push(at(
+                expr,
+                "`stale_if_error` must be longer than zero (leave it out to never serve an expired entry)",
+            ));
+        } else if opts.get("ttl").is_none() {
+            errors.push(at(
+                expr,
+                "`stale_if_error` needs a `ttl`: an entry turns stale when its `ttl` has passed, e.g. `#[cached(ttl = 3600, stale_if_error = \"1h\")]`",
+            ));
+        }
+        // moka keeps an entry for `ttl + stale_if_error`, and refuses more than 1000 years.
+        const THOUSAND_YEARS_NS: u128 = 1_000 * 365 * 86_400 * 1_000_000_000;
+        if u128::from(value) + u128::from(config.ttl.unwrap_or(0)) > THOUSAND_YEARS_NS {
+            errors.push(at(
+                expr,
+                "`ttl` and `stale_if_error` together must be at most 1000 years",
+            ));
+        }
+        config.stale_if_error = Some(value);
     }
     if let Some(expr) = opts.get("max_size")
         && let Some(max_size) = errors.value(options::integer("max_size", expr))
@@ -115,11 +153,15 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> To
         let d = duration(d);
         quote!(.tti(#d))
     });
+    let stale = config.stale_if_error.map(|d| {
+        let d = duration(d);
+        quote!(.stale_if_error(#d))
+    });
     let max_size = Literal::u64_unsuffixed(config.max_size);
     let named = config.name.as_ref().map(|n| quote!(.named(#n)));
     cx.statics.push(quote! {
         static __RELIABILITY_CACHE: ::reliability::__private::CacheSlot =
-            ::reliability::__private::CacheSlot::new(#max_size)#named #ttl #tti;
+            ::reliability::__private::CacheSlot::new(#max_size)#named #ttl #tti #stale;
     });
     let key = key(cx.function, config);
     let ret = cx.ret;

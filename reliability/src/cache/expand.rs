@@ -10,7 +10,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::cache::{Cache, CacheConfig};
+use crate::cache::{Cache, CacheConfig, Verdict};
 use crate::call::StackCtx;
 use crate::site::Site;
 use crate::slot::Slot;
@@ -66,6 +66,12 @@ impl CacheSlot {
         self
     }
 
+    /// With a stale window the macro checked (it needs a `ttl`).
+    pub const fn stale_if_error(mut self, window: Duration) -> Self {
+        self.config = self.config.with_stale_if_error(window);
+        self
+    }
+
     /// With a time to idle the macro checked.
     pub const fn tti(mut self, tti: Duration) -> Self {
         self.config = CacheConfig::checked(self.config.ttl, Some(tti), self.config.max_size);
@@ -104,6 +110,19 @@ impl CacheSlot {
             );
         }
         cache
+    }
+}
+
+/// Whether to store a value the layer below answered: not when a fallback below served it, nor when
+/// `unless` says so.
+#[inline]
+pub(crate) fn verdict<V>(ctx: &StackCtx, unless: &impl Fn(&V) -> bool, value: &V) -> Verdict {
+    if ctx.degraded.load(Ordering::Relaxed) {
+        Verdict::Degraded
+    } else if unless(value) {
+        Verdict::Skip
+    } else {
+        Verdict::Store
     }
 }
 
@@ -178,7 +197,7 @@ impl OkValues {
         F: Future<Output = Result<V, E>>,
         U: Fn(&V) -> bool + Sync,
     {
-        let keep = |value: &V| !ctx.degraded.load(Ordering::Relaxed) && !unless(value);
+        let keep = |value: &V| verdict(ctx, unless, value);
         slot.get::<K, V>(site)
             .core
             .get_or_run(key, fut, &keep)
@@ -204,7 +223,7 @@ impl Values {
         F: Future<Output = V>,
         U: Fn(&V) -> bool + Sync,
     {
-        let keep = |value: &V| !ctx.degraded.load(Ordering::Relaxed) && !unless(value);
+        let keep = |value: &V| verdict(ctx, unless, value);
         let fut = async { Ok::<V, std::convert::Infallible>(fut.await) };
         match slot
             .get::<K, V>(site)

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 use siphasher::sip128::{Hasher128, SipHasher13};
 use tokio::time::Instant;
 
-use super::expand::{CacheSlot, OkValues, Values};
-use super::{Cache, Core, Flight, Stored};
+use super::expand::{CacheSlot, OkValues, Values, verdict};
+use super::{Cache, Core, Flight, Keep, Settled, Stored, Verdict};
 use crate::call::StackCtx;
 use crate::shared::{RedisStore, installed};
 use crate::site::Site;
@@ -134,7 +134,7 @@ impl<K: SharedKey, V: SharedValue> SharedCache<K, V> {
     {
         self.cache
             .core
-            .get_or_run_shared(&self.store, &self.name, key, fut, &|_| true)
+            .get_or_run_shared(&self.store, &self.name, key, fut, &|_| Verdict::Store)
             .await
     }
 
@@ -145,7 +145,7 @@ impl<K: SharedKey, V: SharedValue> SharedCache<K, V> {
         match self
             .cache
             .core
-            .get_or_run_shared(&self.store, &self.name, key, fut, &|_| true)
+            .get_or_run_shared(&self.store, &self.name, key, fut, &|_| Verdict::Store)
             .await
         {
             Ok(value) => value,
@@ -190,7 +190,7 @@ where
         name: &str,
         key: K,
         fut: F,
-        keep: &(dyn Fn(&V) -> bool + Sync),
+        keep: Keep<'_, V>,
     ) -> Result<V, E>
     where
         F: Future<Output = Result<V, E>>,
@@ -232,23 +232,15 @@ where
         }
         self.stats.add(Field::Misses);
         tracing::debug!(target: "reliability", cache = %self.name, "cache miss");
-        match fut.await {
-            Ok(value) => {
-                self.stats.add(Field::Successes);
-                if keep(&value) {
-                    if let Some(remote) = &remote {
-                        self.write_remote(store, remote, &value).await;
-                    }
-                    self.store(key, value.clone());
-                } else {
-                    tracing::debug!(target: "reliability", cache = %self.name, "not caching an answer a fallback served");
+        match self.settle(key, fut.await, keep) {
+            Settled::Store(key, value) => {
+                if let Some(remote) = &remote {
+                    self.write_remote(store, remote, &value).await;
                 }
+                self.store(key, value.clone());
                 Ok(value)
             }
-            Err(error) => {
-                self.stats.add(Field::Failures);
-                Err(error)
-            }
+            Settled::Answer(answer) => answer,
         }
     }
 
@@ -346,7 +338,7 @@ impl OkValues {
         let Some(store) = installed() else {
             return self.cached(slot, site, ctx, unless, key, fut).await;
         };
-        let keep = |value: &V| !ctx.degraded.load(Ordering::Relaxed) && !unless(value);
+        let keep = |value: &V| verdict(ctx, unless, value);
         let cache = slot.get::<K, V>(site);
         cache
             .core
@@ -378,7 +370,7 @@ impl Values {
         let Some(store) = installed() else {
             return self.cached(slot, site, ctx, unless, key, fut).await;
         };
-        let keep = |value: &V| !ctx.degraded.load(Ordering::Relaxed) && !unless(value);
+        let keep = |value: &V| verdict(ctx, unless, value);
         let cache = slot.get::<K, V>(site);
         let fut = async { Ok::<V, std::convert::Infallible>(fut.await) };
         match cache
