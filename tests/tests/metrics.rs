@@ -153,6 +153,7 @@ fn expected(policies: &[PolicyStats]) -> BTreeMap<Key, f64> {
                 put("reliability_cache_hits_total", p.hits);
                 put("reliability_cache_misses_total", p.misses);
                 put("reliability_cache_coalesced_total", p.coalesced);
+                put("reliability_cache_stale_served_total", p.stale_served);
             }
             PolicyKind::RateLimit | PolicyKind::Bulkhead => {
                 put("reliability_rejections_total", p.rejections);
@@ -267,9 +268,9 @@ async fn every_exported_value_equals_the_registrys_snapshot() {
         );
     }
     let expected = expected(snapshot.policies());
-    // retry 7, timeout 4, circuit_breaker 9, fallback 3 and 1 target, cached 6, rate_limit 3,
+    // retry 7, timeout 4, circuit_breaker 9, fallback 3 and 1 target, cached 7, rate_limit 3,
     // bulkhead 3.
-    assert_eq!(expected.len(), 36);
+    assert_eq!(expected.len(), 37);
     for (key, value) in &expected {
         assert_eq!(
             exported.get(key),
