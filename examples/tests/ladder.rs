@@ -105,7 +105,7 @@ async fn each_rung_lifts_the_one_below() {
             "{r:?}"
         );
     }
-    for r in [Rung::Fallback, Rung::Cache, Rung::Breaker] {
+    for r in [Rung::Fallback, Rung::Cache, Rung::Breaker, Rung::Hedge] {
         assert_eq!(rung(r).figures.failed, 0, "{r:?}");
         assert!(rung(r).figures.fallback > 0, "{r:?}");
     }
@@ -136,6 +136,15 @@ async fn each_rung_lifts_the_one_below() {
     assert!(breaker.rejections > 0);
     assert!(!breaker.breaker_open.is_empty());
     assert!(breaker.figures.primary_calls < cache.figures.primary_calls);
+
+    // The hedge rung starts a second attempt when the first is slower than the p95 of the rung's
+    // attempts so far: with hung attempts in the stream, some are hedged, and the registry's count
+    // of hedged attempts is among the primary calls the example counted.
+    let hedged = rung(Rung::Hedge);
+    assert!(hedged.hedges > 0, "nothing was hedged");
+    assert!(hedged.hedges_won <= hedged.hedges);
+    assert!(hedged.openings >= 1, "the hedged stack has its own breaker");
+    assert!(hedged.hedges < hedged.figures.primary_calls);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

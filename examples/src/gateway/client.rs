@@ -257,6 +257,9 @@ pub struct Answer {
     pub text: String,
     /// Its producer.
     pub source: Source,
+    /// The id of the request whose call produced it: another request's id marks an answer that
+    /// came from the cache.
+    pub request: Arc<str>,
 }
 
 /// What one user request did, counted by the functions it ran (the example's own tally).
@@ -284,6 +287,11 @@ impl Trace {
         self.rate_limited.load(Ordering::Relaxed)
     }
 
+    /// Canned answers this user request made.
+    pub fn canned_calls(&self) -> u32 {
+        self.canned.load(Ordering::Relaxed)
+    }
+
     /// Whether any function of the stack ran for this request (none did: served by the cache).
     pub fn ran_anything(&self) -> bool {
         self.primary_attempts() + self.fallback_attempts() + self.canned.load(Ordering::Relaxed) > 0
@@ -300,6 +308,11 @@ pub struct Call {
 }
 
 impl Call {
+    /// The request's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     /// The context of request `id`.
     pub fn new(backend: Arc<Backend>, id: String) -> Call {
         Call {
@@ -339,7 +352,11 @@ impl Call {
                     self.trace.rate_limited.fetch_add(1, Ordering::Relaxed);
                 }
             })?;
-        Ok(Answer { text, source })
+        Ok(Answer {
+            text,
+            source,
+            request: self.id.as_str().into(),
+        })
     }
 
     /// The last answer, which needs no service: a template picked by keyword, as in the seeds.
@@ -356,6 +373,7 @@ impl Call {
         Answer {
             text: text.to_owned(),
             source: Source::Canned,
+            request: self.id.as_str().into(),
         }
     }
 }

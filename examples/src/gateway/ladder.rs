@@ -65,6 +65,9 @@ pub enum Outcome {
     Canned,
     /// Answered without running anything: a cache hit, or a concurrent call of the same question.
     Cache,
+    /// Answered by an expired cache entry (`stale_if_error`), because the primary failed and only
+    /// the fallback answered.
+    Stale,
     /// No answer.
     Failed,
 }
@@ -82,6 +85,8 @@ pub struct Record {
     pub outcome: Outcome,
     /// HTTP requests it sent to the primary model.
     pub primary_attempts: u32,
+    /// Whether the canned answer ran for it (the fallback model had failed too).
+    pub canned_ran: bool,
     /// HTTP 429s it received.
     pub rate_limited: u32,
     /// Its error, if it failed.
@@ -95,12 +100,14 @@ pub struct Figures {
     pub requests: u64,
     /// Answered by the primary model.
     pub primary: u64,
-    /// Answered by the fallback model.
+    /// Answered by the fallback model (at the fallback layer: a stale entry may have replaced it).
     pub fallback: u64,
-    /// Answered by the canned answer.
+    /// Answered by the canned answer (at the fallback layer, as `fallback`).
     pub canned: u64,
     /// Answered by the cache (hits, and calls that joined a concurrent call of the same question).
     pub cache: u64,
+    /// Of the fallback layer's answers, those replaced by a stale cache entry for the user.
+    pub stale: u64,
     /// Not answered.
     pub failed: u64,
     /// HTTP requests sent to the primary model: its cost.
@@ -147,6 +154,10 @@ pub struct RungRun {
     pub rejections: u64,
     /// Cache hits proper (a subset of `figures.cache`).
     pub hits: u64,
+    /// Extra attempts the hedge layer started.
+    pub hedges: u64,
+    /// Requests an extra attempt answered.
+    pub hedges_won: u64,
     /// Every request, in stream order.
     pub records: Vec<Record>,
     /// When the circuit was open, from the start of the rung (sampled every 2 ms).
@@ -183,6 +194,22 @@ impl RungRun {
         (answered, total)
     }
 
+    /// How the requests ended for the user, counted request by request.
+    pub fn outcomes(&self) -> Outcomes {
+        let mut o = Outcomes::default();
+        for r in &self.records {
+            *match r.outcome {
+                Outcome::Primary => &mut o.primary,
+                Outcome::Fallback => &mut o.fallback,
+                Outcome::Canned => &mut o.canned,
+                Outcome::Cache => &mut o.cache,
+                Outcome::Stale => &mut o.stale,
+                Outcome::Failed => &mut o.failed,
+            } += 1;
+        }
+        o
+    }
+
     /// Where the registry and the example's own tally disagree, one line each.
     pub fn disagreements(&self) -> Vec<String> {
         let (r, t) = (&self.figures, &self.tally);
@@ -192,6 +219,7 @@ impl RungRun {
             ("fallback", r.fallback, t.fallback),
             ("canned", r.canned, t.canned),
             ("cache", r.cache, t.cache),
+            ("stale", r.stale, t.stale),
             ("failed", r.failed, t.failed),
             ("primary calls", r.primary_calls, t.primary_calls),
         ];
@@ -206,6 +234,23 @@ impl RungRun {
             })
             .collect()
     }
+}
+
+/// How a rung's requests ended for the user: each request counted once, by the answer it got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcomes {
+    /// Answered by the primary model.
+    pub primary: u64,
+    /// Answered by the fallback model.
+    pub fallback: u64,
+    /// Answered by the canned answer.
+    pub canned: u64,
+    /// Answered by the cache without running anything.
+    pub cache: u64,
+    /// Answered by a stale cache entry while the primary failed.
+    pub stale: u64,
+    /// Not answered.
+    pub failed: u64,
 }
 
 /// Every rung's run.
@@ -319,11 +364,12 @@ async fn run_rung(
 
     let after = registry().snapshot();
     let delta = |kind| Counters::delta(&before, &after, kind, names.function);
-    let (retry, timeout, fallback, cache) = (
+    let (retry, timeout, fallback, cache, hedge) = (
         delta(PolicyKind::Retry),
         delta(PolicyKind::Timeout),
         delta(PolicyKind::Fallback),
         delta(PolicyKind::Cache),
+        delta(PolicyKind::Hedge),
     );
     let breaker = names
         .breaker
@@ -340,6 +386,8 @@ async fn run_rung(
         openings: breaker.openings,
         rejections: breaker.rejections,
         hits: cache.hits,
+        hedges: hedge.hedges,
+        hedges_won: hedge.hedges_won,
         records,
         breaker_open,
         elapsed,
@@ -443,6 +491,8 @@ where
             let (outcome, error) = match result {
                 Err(e) => (Outcome::Failed, Some(e.to_string())),
                 Ok(_) if !trace.ran_anything() => (Outcome::Cache, None),
+                // Something ran, but the answer is another request's: a stale entry.
+                Ok(answer) if *answer.request != *call.id() => (Outcome::Stale, None),
                 Ok(answer) => match answer.source {
                     Source::Primary => (Outcome::Primary, None),
                     Source::Fallback => (Outcome::Fallback, None),
@@ -455,6 +505,7 @@ where
                 end,
                 outcome,
                 primary_attempts: trace.primary_attempts(),
+                canned_ran: trace.canned_calls() > 0,
                 rate_limited: trace.rate_limited(),
                 error,
             }
@@ -504,14 +555,16 @@ fn from_registry(
             failed: fallback.failures,
             primary_calls: timeout.calls,
             cache: 0,
+            stale: 0,
         },
-        Rung::Cache | Rung::Breaker => Figures {
+        Rung::Cache | Rung::Breaker | Rung::Hedge => Figures {
             requests: cache.calls,
             // Calls the cache answered without running the layers below.
             cache: cache.calls.saturating_sub(fallback.calls),
             primary: fallback.successes,
             fallback: served(0),
             canned: served(1),
+            stale: cache.stale_served,
             failed: fallback.failures,
             primary_calls: timeout.calls,
         },
@@ -531,6 +584,16 @@ fn tally(records: &[Record]) -> Figures {
             Outcome::Fallback => f.fallback += 1,
             Outcome::Canned => f.canned += 1,
             Outcome::Cache => f.cache += 1,
+            // The fallback layer answered (the model, else the canned answer), and the cache
+            // replaced that answer with a stale one.
+            Outcome::Stale if r.canned_ran => {
+                f.stale += 1;
+                f.canned += 1;
+            }
+            Outcome::Stale => {
+                f.stale += 1;
+                f.fallback += 1;
+            }
             Outcome::Failed => f.failed += 1,
         }
     }
@@ -547,6 +610,9 @@ pub(crate) struct Counters {
     pub(crate) timeouts: u64,
     pub(crate) rejections: u64,
     pub(crate) hits: u64,
+    pub(crate) stale_served: u64,
+    pub(crate) hedges: u64,
+    pub(crate) hedges_won: u64,
     pub(crate) openings: u64,
     pub(crate) waited: u64,
     pub(crate) budget_exhausted: u64,
@@ -564,6 +630,9 @@ impl Counters {
             timeouts: s.timeouts,
             rejections: s.rejections,
             hits: s.hits,
+            stale_served: s.stale_served,
+            hedges: s.hedges,
+            hedges_won: s.hedges_won,
             openings: s.openings,
             waited: s.waited,
             budget_exhausted: s.budget_exhausted,
@@ -591,6 +660,9 @@ impl Counters {
             timeouts: a.timeouts - b.timeouts.min(a.timeouts),
             rejections: a.rejections - b.rejections.min(a.rejections),
             hits: a.hits - b.hits.min(a.hits),
+            stale_served: a.stale_served - b.stale_served.min(a.stale_served),
+            hedges: a.hedges - b.hedges.min(a.hedges),
+            hedges_won: a.hedges_won - b.hedges_won.min(a.hedges_won),
             openings: a.openings - b.openings.min(a.openings),
             waited: a.waited - b.waited.min(a.waited),
             budget_exhausted: a.budget_exhausted - b.budget_exhausted.min(a.budget_exhausted),

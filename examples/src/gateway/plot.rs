@@ -11,11 +11,12 @@ use super::ladder::{Ladder, Outcome};
 /// Width of a time bucket.
 const BUCKET: Duration = Duration::from_millis(100);
 
-const SERIES: [(Outcome, &str, RGBColor); 5] = [
+const SERIES: [(Outcome, &str, RGBColor); 6] = [
     (Outcome::Primary, "primary", RGBColor(31, 119, 180)),
     (Outcome::Fallback, "fallback", RGBColor(255, 127, 14)),
     (Outcome::Canned, "canned", RGBColor(148, 103, 189)),
     (Outcome::Cache, "cache", RGBColor(44, 160, 44)),
+    (Outcome::Stale, "stale", RGBColor(140, 86, 75)),
     (Outcome::Failed, "failed", RGBColor(214, 39, 40)),
 ];
 

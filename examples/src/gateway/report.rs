@@ -34,13 +34,14 @@ pub fn table(ladder: &Ladder) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<18} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>6}  seeds claim",
+        "{:<18} {:>8} {:>8} {:>8} {:>7} {:>7} {:>6} {:>8} {:>8} {:>8} {:>8} {:>6}  seeds claim",
         "rung",
         "success",
         "primary",
         "fallback",
         "canned",
         "cache",
+        "stale",
         "p50",
         "p95",
         "p99",
@@ -49,25 +50,27 @@ pub fn table(ladder: &Ladder) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<18} {:>8} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>6}",
-        "", "", "", "", "", "", "", "", "", "calls", "opened"
+        "{:<18} {:>8} {:>8} {:>8} {:>7} {:>7} {:>6} {:>8} {:>8} {:>8} {:>8} {:>6}",
+        "", "", "", "", "", "", "", "", "", "", "calls", "opened"
     );
     for run in &ladder.runs {
         let f = &run.figures;
-        let openings = if run.rung == Rung::Breaker {
+        let o = run.outcomes();
+        let openings = if run.rung.has_breaker() {
             run.openings.to_string()
         } else {
             "-".to_owned()
         };
         let _ = writeln!(
             out,
-            "{:<18} {:>7.1}% {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>6}  {}",
+            "{:<18} {:>7.1}% {:>8} {:>8} {:>7} {:>7} {:>6} {:>8} {:>8} {:>8} {:>8} {:>6}  {}",
             run.rung.label(),
             f.success_percent(),
-            share(f.primary, f.requests),
-            share(f.fallback, f.requests),
-            share(f.canned, f.requests),
-            share(f.cache, f.requests),
+            share(o.primary, f.requests),
+            share(o.fallback, f.requests),
+            share(o.canned, f.requests),
+            share(o.cache, f.requests),
+            share(o.stale, f.requests),
             format_duration(run.latency(50.0)),
             format_duration(run.latency(95.0)),
             format_duration(run.latency(99.0)),
@@ -118,6 +121,39 @@ pub fn table(ladder: &Ladder) -> String {
             ),
             None => writeln!(out, "The circuit never opened."),
         };
+    }
+    if let (Some(window), Some(breaker)) = (&ladder.outage, ladder.run(Rung::Breaker))
+        && breaker.figures.stale > 0
+    {
+        let during = breaker
+            .records
+            .iter()
+            .filter(|r| r.outcome == super::ladder::Outcome::Stale)
+            .filter(|r| r.end >= window.start && r.start < window.end)
+            .count();
+        let _ = writeln!(
+            out,
+            "While the primary failed, {} requests of the breaker rung got a real answer that had \
+             expired (stale_if_error) instead of the fallback's; {during} of them met the outage.",
+            breaker.figures.stale
+        );
+    }
+    if let (Some(with), Some(without)) = (ladder.run(Rung::Hedge), ladder.run(Rung::Breaker)) {
+        let (p99, p99_without) = (with.latency(99.0), without.latency(99.0));
+        let calls = with.figures.primary_calls;
+        let _ = writeln!(
+            out,
+            "Hedging at the p95 took p99 from {} to {} (p95 from {} to {}); it cost {} extra \
+             primary attempts, {:.1}% of the rung's {calls} primary calls, and {} of them answered \
+             first.",
+            format_duration(p99_without),
+            format_duration(p99),
+            format_duration(without.latency(95.0)),
+            format_duration(with.latency(95.0)),
+            with.hedges,
+            percent(with.hedges, calls),
+            with.hedges_won,
+        );
     }
     if let Some(cached) = ladder.run(Rung::Cache).or(ladder.run(Rung::Breaker)) {
         let requests = cached.figures.requests;

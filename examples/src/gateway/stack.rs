@@ -1,10 +1,13 @@
-//! The six rungs of the reliability ladder, each one `async fn` written with the attributes.
+//! The seven rungs of the reliability ladder, each one `async fn` written with the attributes.
 //!
-//! Each rung adds one layer to the rung before it; the last one, [`embedded::gpt4`], is the
-//! recommended stack. `stack!` writes the same functions twice, with two sets of durations:
+//! Each rung adds one layer to the rung before it; [`embedded::gpt4`] is the recommended stack, and
+//! [`embedded::hedged`] adds hedging of the primary at its p95 on top. `stack!` writes the same functions twice, with two sets of durations:
 //! [`remote`] has the recommended values for a real model API (30 s per attempt, 1 s first
-//! backoff, a breaker window of 30 s, 60 s cooldown), and [`embedded`] the same values divided by 100, because the embedded
-//! service runs on a millisecond timeline so that the whole ladder finishes in seconds.
+//! backoff, a breaker window of 30 s, 60 s cooldown, answers cached for an hour and served stale
+//! for an hour more while the model fails), and [`embedded`] the same values divided by 100,
+//! because the embedded service runs on a millisecond timeline so that the whole ladder finishes in
+//! seconds. One exception: the embedded cache keeps answers 1 s (not 36 s), so that within a rung of
+//! a few seconds answers do expire, and the outage meets expired answers it can serve stale.
 
 use clap::ValueEnum;
 
@@ -23,17 +26,20 @@ pub enum Rung {
     Cache,
     /// + a circuit breaker under the retries: the full recommended stack.
     Breaker,
+    /// + hedging: a second attempt at the primary when the first has not answered by its p95.
+    Hedge,
 }
 
 impl Rung {
     /// Every rung, bottom to top.
-    pub const ALL: [Rung; 6] = [
+    pub const ALL: [Rung; 7] = [
         Rung::Bare,
         Rung::Retry,
         Rung::Timeout,
         Rung::Fallback,
         Rung::Cache,
         Rung::Breaker,
+        Rung::Hedge,
     ];
 
     /// Its row label.
@@ -45,6 +51,7 @@ impl Rung {
             Rung::Fallback => "+ fallback",
             Rung::Cache => "+ cache",
             Rung::Breaker => "+ circuit breaker",
+            Rung::Hedge => "+ hedge",
         }
     }
 
@@ -57,7 +64,13 @@ impl Rung {
             Rung::Fallback => "~99.9%",
             Rung::Cache => "99.9%+, 70% cache",
             Rung::Breaker => ">99.9%",
+            Rung::Hedge => "-",
         }
+    }
+
+    /// Whether the rung has a circuit breaker.
+    pub fn has_breaker(self) -> bool {
+        matches!(self, Rung::Breaker | Rung::Hedge)
     }
 }
 
@@ -111,13 +124,16 @@ macro_rules! stack {
             max_backoff: $max_delay:literal,
             fallback_timeout: $fallback_timeout:literal,
             breaker: $breaker:literal,
+            hedged_breaker: $hedged_breaker:literal,
             breaker_window: $window:literal,
             cooldown: $cooldown:literal,
+            cache_ttl: $ttl:literal,
+            stale_if_error: $stale:literal,
         }
     ) => {
         $(#[$doc])*
         pub mod $module {
-            use reliability::{cached, circuit_breaker, fallback, retry, timeout};
+            use reliability::{cached, circuit_breaker, fallback, hedge, retry, timeout};
 
             use crate::gateway::client::{Answer, Call, LlmError, Model};
             use crate::gateway::stack::{Rung, RungNames};
@@ -153,8 +169,10 @@ macro_rules! stack {
                 call.complete(Model::Primary, &question).await
             }
 
-            /// Rung 5: + a cache in front, keyed by the normalised question.
-            #[cached(ttl = 3600, key = question.trim().to_lowercase())]
+            /// Rung 5: + a cache in front, keyed by the normalised question. While the model fails
+            /// (the fallback answers), a real answer expired no longer than `stale_if_error` ago is
+            /// served instead of the fallback's.
+            #[cached(ttl = $ttl, stale_if_error = $stale, key = question.trim().to_lowercase())]
             #[fallback(gpt35, canned)]
             #[retry(max = 3, backoff = "exponential", delay = $delay, max_delay = $max_delay,
                     when = LlmError::is_transient)]
@@ -172,7 +190,7 @@ macro_rules! stack {
             /// (cold connections at the start, a few hung attempts timing out together) and
             /// successes interleave them: "5 in a row" then opens on a blip and can miss a partial
             /// outage, while a share of enough calls does neither.
-            #[cached(ttl = 3600, key = question.trim().to_lowercase())]
+            #[cached(ttl = $ttl, stale_if_error = $stale, key = question.trim().to_lowercase())]
             #[fallback(gpt35, canned)]
             #[retry(max = 3, backoff = "exponential", delay = $delay, max_delay = $max_delay,
                     when = LlmError::is_transient)]
@@ -181,6 +199,26 @@ macro_rules! stack {
                               when = LlmError::is_transient)]
             #[timeout(secs = $attempt)]
             pub async fn gpt4(question: String, call: Call) -> Result<Answer, LlmError> {
+                call.complete(Model::Primary, &question).await
+            }
+
+            /// Rung 7: the recommended stack, + hedging of the primary: when an attempt has not
+            /// answered by the p95 of this function's recent attempts (after 20 of them), a second
+            /// one starts, and the first answer wins. Only slowness is hedged (`when` accepts no
+            /// error): a failed attempt ends the call at once, and the retry above decides, so a
+            /// failing service is not sent twice the attempts. Each hedged attempt is a call of the
+            /// breaker, which has its own name here. The cost is the extra primary calls, printed
+            /// beside the gain.
+            #[cached(ttl = $ttl, stale_if_error = $stale, key = question.trim().to_lowercase())]
+            #[fallback(gpt35, canned)]
+            #[retry(max = 3, backoff = "exponential", delay = $delay, max_delay = $max_delay,
+                    when = LlmError::is_transient)]
+            #[hedge(after = "p95", max = 1, when = |_| false)]
+            #[circuit_breaker(name = $hedged_breaker, failure_rate = 0.5, window = $window,
+                              min_calls = 20, success_threshold = 2, cooldown = $cooldown,
+                              when = LlmError::is_transient)]
+            #[timeout(secs = $attempt)]
+            pub async fn hedged(question: String, call: Call) -> Result<Answer, LlmError> {
                 call.complete(Model::Primary, &question).await
             }
 
@@ -205,6 +243,7 @@ macro_rules! stack {
                     Rung::Fallback => with_fallback(question, call).await,
                     Rung::Cache => with_cache(question, call).await,
                     Rung::Breaker => gpt4(question, call).await,
+                    Rung::Hedge => hedged(question, call).await,
                 }
             }
 
@@ -217,8 +256,13 @@ macro_rules! stack {
                     Rung::Fallback => concat!(module_path!(), "::with_fallback"),
                     Rung::Cache => concat!(module_path!(), "::with_cache"),
                     Rung::Breaker => concat!(module_path!(), "::gpt4"),
+                    Rung::Hedge => concat!(module_path!(), "::hedged"),
                 };
-                let breaker = (rung == Rung::Breaker).then_some($breaker);
+                let breaker = match rung {
+                    Rung::Breaker => Some($breaker),
+                    Rung::Hedge => Some($hedged_breaker),
+                    _ => None,
+                };
                 RungNames { function, breaker }
             }
         }
@@ -227,15 +271,19 @@ macro_rules! stack {
 
 stack! {
     /// The stack with durations for the embedded service: the recommended values divided by 100
-    /// (300 ms per attempt, 10 ms first backoff, a breaker window of 300 ms, 600 ms cooldown).
+    /// (300 ms per attempt, 10 ms first backoff, a breaker window of 300 ms, 600 ms cooldown, answers
+    /// served stale for 36 s), but answers cached for 1 s, so that they expire within a rung.
     pub mod embedded {
         attempt_timeout: "300ms",
         first_backoff: "10ms",
         max_backoff: "300ms",
         fallback_timeout: "100ms",
         breaker: "gpt4",
+        hedged_breaker: "gpt4-hedged",
         breaker_window: "300ms",
         cooldown: "600ms",
+        cache_ttl: "1s",
+        stale_if_error: "36s",
     }
 }
 
@@ -247,7 +295,10 @@ stack! {
         max_backoff: "30s",
         fallback_timeout: "10s",
         breaker: "gpt4-remote",
+        hedged_breaker: "gpt4-remote-hedged",
         breaker_window: "30s",
         cooldown: "60s",
+        cache_ttl: "1h",
+        stale_if_error: "1h",
     }
 }
