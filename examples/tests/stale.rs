@@ -14,9 +14,9 @@ use examples::gateway::stack::{Profile, Rung};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_outage_serves_expired_real_answers_to_questions_asked_before_it() {
-    // The embedded stack keeps answers 1 s; the outage starts 1.5 s in, after the first answers
-    // expired, and lasts until the end of the 2.5 s run.
-    let outage = Duration::from_millis(1_500)..Duration::from_millis(2_500);
+    // The embedded stack keeps answers 2 s; the outage starts 2.5 s in, after the first answers
+    // expired, and lasts until the end of the 3.5 s run.
+    let outage = Duration::from_millis(2_500)..Duration::from_millis(3_500);
     let server = Server::start(ServiceConfig {
         plan: FaultPlan {
             seed: 11,
@@ -43,7 +43,7 @@ async fn the_outage_serves_expired_real_answers_to_questions_asked_before_it() {
         .expect("builds the client"),
     );
     let config = LadderConfig {
-        requests: 500,
+        requests: 700,
         concurrency: 16,
         rate: Some(200.0),
         seed: 11,

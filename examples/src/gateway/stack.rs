@@ -6,7 +6,7 @@
 //! backoff, a breaker window of 30 s, 60 s cooldown, answers cached for an hour and served stale
 //! for an hour more while the model fails), and [`embedded`] the same values divided by 100,
 //! because the embedded service runs on a millisecond timeline so that the whole ladder finishes in
-//! seconds. One exception: the embedded cache keeps answers 1 s (not 36 s), so that within a rung of
+//! seconds. One exception: the embedded cache keeps answers 2 s (not 36 s), so that within a rung of
 //! a few seconds answers do expire, and the outage meets expired answers it can serve stale.
 
 use clap::ValueEnum;
@@ -272,7 +272,7 @@ macro_rules! stack {
 stack! {
     /// The stack with durations for the embedded service: the recommended values divided by 100
     /// (300 ms per attempt, 10 ms first backoff, a breaker window of 300 ms, 600 ms cooldown, answers
-    /// served stale for 36 s), but answers cached for 1 s, so that they expire within a rung.
+    /// served stale for 36 s), but answers cached for 2 s, so that they expire within a rung.
     pub mod embedded {
         attempt_timeout: "300ms",
         first_backoff: "10ms",
@@ -282,7 +282,7 @@ stack! {
         hedged_breaker: "gpt4-hedged",
         breaker_window: "300ms",
         cooldown: "600ms",
-        cache_ttl: "1s",
+        cache_ttl: "2s",
         stale_if_error: "36s",
     }
 }
