@@ -1,16 +1,19 @@
 //! Every item shape the attributes accept — free fn, `&self`, `&mut self`, `self: Arc<Self>`,
 //! trait-impl method, generic fn, `&str` and `&mut Vec<_>` arguments, pattern and `mut` arguments,
-//! `?` and early `return` with `anyhow` — under each attribute alone and under the full stack.
+//! `?` and early `return` with `anyhow` — under each of the eight attributes alone and under three
+//! full stacks (the recommended one, with the load layers, and with `#[hedge]` in place of
+//! `#[retry]`). `#[hedge]` is not applied where an argument is `&mut` (two attempts cannot share
+//! it: a compile error, checked in the UI suite).
 //!
 //! Every body fails on its first run only. Three equal calls then give, per stack:
 //!
 //! | stack | outcomes | body runs |
 //! |---|---|---|
-//! | `#[retry]` | primary, primary, primary | 4 |
-//! | `#[timeout]`, `#[circuit_breaker]` | error, primary, primary | 3 |
+//! | `#[retry]`, `#[hedge]` (a failed attempt starts the next at once) | primary, primary, primary | 4 |
+//! | `#[timeout]`, `#[circuit_breaker]`, `#[rate_limit]`, `#[bulkhead]` | error, primary, primary | 3 |
 //! | `#[fallback]` | backup, primary, primary | 3 |
 //! | `#[cached]` | error, primary, primary (a hit) | 2 |
-//! | full stack | primary, primary (a hit), primary (a hit) | 2 |
+//! | full stacks | primary, primary (a hit), primary (a hit) | 2 |
 
 mod common;
 
@@ -18,7 +21,7 @@ use std::fmt::{Debug, Display};
 use std::sync::Arc;
 
 use common::{AppError, Runs};
-use reliability::{cached, circuit_breaker, fallback, retry, timeout};
+use reliability::{bulkhead, cached, circuit_breaker, fallback, hedge, rate_limit, retry, timeout};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
@@ -88,18 +91,46 @@ macro_rules! every_stack {
     ($shape:ident, [$($backup:tt)+]) => {
         mod $shape {
             use super::*;
-            $shape!(retry_alone, Kind::Retry, [], [#[retry(max = 3)]]);
-            $shape!(timeout_alone, Kind::Timeout, [], [#[timeout(secs = 5)]]);
-            $shape!(circuit_breaker_alone, Kind::Breaker, [], [#[circuit_breaker]]);
-            $shape!(fallback_alone, Kind::Fallback, [], [#[fallback($($backup)+)]]);
-            $shape!(cached_alone, Kind::Cached, [cached], []);
-            $shape!(full_stack, Kind::Stack, [cached], [
+            every_stack!(@common $shape, [$($backup)+]);
+            $shape!(hedge_alone, Kind::Retry, [], [#[hedge(after = "1s")]]);
+            $shape!(full_stack_hedged, Kind::Stack, [cached], [
                 #[fallback($($backup)+)]
-                #[retry(max = 3)]
+                #[hedge(after = "50ms", max = 2)]
                 #[circuit_breaker]
+                #[rate_limit(rate = 100)]
+                #[bulkhead(max = 8)]
                 #[timeout(secs = 5)]
             ]);
         }
+    };
+    ($shape:ident, [$($backup:tt)+], without_hedge) => {
+        mod $shape {
+            use super::*;
+            every_stack!(@common $shape, [$($backup)+]);
+        }
+    };
+    (@common $shape:ident, [$($backup:tt)+]) => {
+        $shape!(retry_alone, Kind::Retry, [], [#[retry(max = 3)]]);
+        $shape!(timeout_alone, Kind::Timeout, [], [#[timeout(secs = 5)]]);
+        $shape!(circuit_breaker_alone, Kind::Breaker, [], [#[circuit_breaker]]);
+        $shape!(fallback_alone, Kind::Fallback, [], [#[fallback($($backup)+)]]);
+        $shape!(cached_alone, Kind::Cached, [cached], []);
+        $shape!(rate_limit_alone, Kind::Timeout, [], [#[rate_limit(rate = 100)]]);
+        $shape!(bulkhead_alone, Kind::Timeout, [], [#[bulkhead(max = 4)]]);
+        $shape!(full_stack, Kind::Stack, [cached], [
+            #[fallback($($backup)+)]
+            #[retry(max = 3)]
+            #[circuit_breaker]
+            #[timeout(secs = 5)]
+        ]);
+        $shape!(full_stack_with_load, Kind::Stack, [cached], [
+            #[fallback($($backup)+)]
+            #[retry(max = 3, backoff = "exponential")]
+            #[circuit_breaker(failure_rate = 0.5, window = 20)]
+            #[rate_limit(rate = 100, wait = "1s")]
+            #[bulkhead(max = 8, queue = 8)]
+            #[timeout(secs = 5)]
+        ]);
     };
 }
 
@@ -218,7 +249,7 @@ macro_rules! by_mut {
         }
     };
 }
-every_stack!(by_mut, [Self::backup]);
+every_stack!(by_mut, [Self::backup], without_hedge);
 
 macro_rules! by_arc {
     ($module:ident, $kind:expr, [$($cached:ident)?], [$($attrs:tt)*]) => {
@@ -381,7 +412,7 @@ macro_rules! refs {
         }
     };
 }
-every_stack!(refs, [backup]);
+every_stack!(refs, [backup], without_hedge);
 
 macro_rules! patterns {
     ($module:ident, $kind:expr, [$($cached:ident)?], [$($attrs:tt)*]) => {
