@@ -71,4 +71,11 @@ async fn the_outage_serves_expired_real_answers_to_questions_asked_before_it() {
     }
     // A question first answered in the outage has no real answer to serve: the fallback answers.
     assert!(run.outcomes().fallback > 0);
+
+    // The chart has a series for every outcome, stale answers included.
+    let path = std::env::temp_dir().join(format!("stale-{}.svg", std::process::id()));
+    examples::gateway::plot::write_svg(&ladder, &path).expect("writes the chart");
+    let svg = std::fs::read_to_string(&path).expect("reads the chart back");
+    let _ = std::fs::remove_file(&path);
+    assert!(svg.lines().any(|l| l.trim() == "stale"), "no stale series in the chart");
 }

@@ -51,17 +51,17 @@ fn draw<DB: DrawingBackend>(
     let x_max = buckets as f64 * BUCKET.as_secs_f64();
 
     // Every panel shares one y scale so that rungs compare at a glance.
-    let counts: Vec<Vec<[u32; 5]>> = ladder
+    let counts: Vec<Vec<[u32; SERIES.len()]>> = ladder
         .runs
         .iter()
         .map(|run| {
-            let mut c = vec![[0u32; 5]; buckets];
+            let mut c = vec![[0u32; SERIES.len()]; buckets];
             for r in &run.records {
                 let b = ((r.end.as_millis() / BUCKET.as_millis()) as usize).min(buckets - 1);
                 let s = SERIES
                     .iter()
                     .position(|(o, ..)| *o == r.outcome)
-                    .unwrap_or(4);
+                    .unwrap_or(SERIES.len() - 1);
                 c[b][s] += 1;
             }
             c
