@@ -20,18 +20,18 @@
 //! hardware).
 //!
 //! Every metric is labelled by `policy` (the registry name) and `layer` (the [`PolicyKind`]:
-//! `retry`, `timeout`, `circuit_breaker`, `fallback`, `cached`, `rate_limit`, `bulkhead`). Each
+//! `retry`, `timeout`, `circuit_breaker`, `fallback`, `cached`, `rate_limit`, `bulkhead`, `hedge`). Each
 //! layer exports the counters it moves (see [`PolicyStats`]), and each value
 //! is the one a [`Registry::snapshot`](crate::Registry::snapshot) taken at the same moment holds.
 //!
 //! | metric | type | layers | value |
 //! |---|---|---|---|
 //! | `reliability_calls_total` | counter | all | `calls`: calls that reached the layer |
-//! | `reliability_successes_total` | counter | retry, timeout, circuit_breaker, fallback, cached | `successes` |
-//! | `reliability_failures_total` | counter | retry, timeout, circuit_breaker, fallback, cached | `failures` |
+//! | `reliability_successes_total` | counter | retry, timeout, circuit_breaker, fallback, cached, hedge | `successes` |
+//! | `reliability_failures_total` | counter | retry, timeout, circuit_breaker, fallback, cached, hedge | `failures` |
 //! | `reliability_retries_total` | counter | retry | `retries`: attempts after the first |
 //! | `reliability_timeouts_total` | counter | timeout | `timeouts`: deadlines that expired |
-//! | `reliability_rejections_total` | counter | retry, circuit_breaker, rate_limit, bulkhead | `rejections`: calls rejected without running (retry: ended by an open breaker below) |
+//! | `reliability_rejections_total` | counter | retry, circuit_breaker, rate_limit, bulkhead, hedge | `rejections`: calls rejected without running (retry, hedge: ended by an open breaker below) |
 //! | `reliability_waited_total` | counter | rate_limit, bulkhead | `waited`: calls that waited for a permit or a slot |
 //! | `reliability_retry_budget_exhausted_total` | counter | retry | `budget_exhausted`: give-ups because the retry budget was spent |
 //! | `reliability_retry_deadline_exceeded_total` | counter | retry | `deadline_exceeded`: give-ups because the next attempt would start past the deadline |
@@ -43,6 +43,9 @@
 //! | `reliability_cache_hits_total` | counter | cached | `hits`: answered from a stored entry |
 //! | `reliability_cache_misses_total` | counter | cached | `misses`: ran the layer below |
 //! | `reliability_cache_coalesced_total` | counter | cached | `coalesced`: received a concurrent run's value |
+//! | `reliability_hedges_total` | counter | hedge | `hedges`: extra attempts started |
+//! | `reliability_hedges_won_total` | counter | hedge | `hedges_won`: calls answered by an extra attempt |
+//! | `reliability_store_errors_total` | counter (feature `redis`) | circuit_breaker, cached, rate_limit | `store_errors`: shared-store operations that failed, timed out or were skipped |
 //! | `reliability_fallback_served_total` | counter, also labelled `target` | fallback | `fallbacks`: calls served by each target |
 //! | `reliability_call_duration_seconds` | histogram | retry, timeout, circuit_breaker | seconds from a call's start at the layer to its outcome (retry: all attempts and waits; timeout: one attempt; circuit_breaker: an admitted call), on the tokio clock; calls dropped before their outcome are not recorded |
 //!
@@ -127,6 +130,7 @@ const ENDING: &[PolicyKind] = &[
     PolicyKind::CircuitBreaker,
     PolicyKind::Fallback,
     PolicyKind::Cache,
+    PolicyKind::Hedge,
 ];
 
 /// One exported counter: its name, its description, the layers that move it, and its value.
@@ -150,6 +154,7 @@ const COUNTERS: &[Exported] = &[
             PolicyKind::Cache,
             PolicyKind::RateLimit,
             PolicyKind::Bulkhead,
+            PolicyKind::Hedge,
         ],
         value: |p| p.calls,
     },
@@ -179,12 +184,13 @@ const COUNTERS: &[Exported] = &[
     },
     Exported {
         name: "reliability_rejections_total",
-        help: "Calls rejected without running (retry: calls ended by an open circuit breaker below).",
+        help: "Calls rejected without running (retry, hedge: calls ended by an open circuit breaker below).",
         layers: &[
             PolicyKind::Retry,
             PolicyKind::CircuitBreaker,
             PolicyKind::RateLimit,
             PolicyKind::Bulkhead,
+            PolicyKind::Hedge,
         ],
         value: |p| p.rejections,
     },
@@ -247,6 +253,29 @@ const COUNTERS: &[Exported] = &[
         help: "Calls that received the value of a concurrent run of the same key.",
         layers: &[PolicyKind::Cache],
         value: |p| p.coalesced,
+    },
+    Exported {
+        name: "reliability_hedges_total",
+        help: "Extra attempts a hedge started, after its delay or after a failed attempt.",
+        layers: &[PolicyKind::Hedge],
+        value: |p| p.hedges,
+    },
+    Exported {
+        name: "reliability_hedges_won_total",
+        help: "Hedged calls answered by an extra attempt (not the first).",
+        layers: &[PolicyKind::Hedge],
+        value: |p| p.hedges_won,
+    },
+    #[cfg(feature = "redis")]
+    Exported {
+        name: "reliability_store_errors_total",
+        help: "Operations on the shared store that failed, timed out or were skipped; the call used local state.",
+        layers: &[
+            PolicyKind::CircuitBreaker,
+            PolicyKind::Cache,
+            PolicyKind::RateLimit,
+        ],
+        value: |p| p.store_errors,
     },
 ];
 
