@@ -514,6 +514,15 @@ fn metrics_group(c: &mut Criterion, rt: &Runtime) {
         };
         reliability::metrics::export();
         bench(&mut g, rt, id, ours_stack);
+        // Exported, counters only: what a scrape reads costs a call nothing.
+        reliability::metrics::record_durations(false);
+        bench(
+            &mut g,
+            rt,
+            "feature on, exported, durations off",
+            ours_stack,
+        );
+        reliability::metrics::record_durations(true);
     }
     g.finish();
 }
