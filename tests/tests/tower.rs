@@ -581,7 +581,11 @@ async fn hedge_is_ready_when_its_service_is_and_readies_a_clone_for_each_hedge()
             move |_: u32| {
                 let attempt = started.fetch_add(1, Ordering::SeqCst);
                 async move {
-                    let took = if attempt % 2 == 0 { 10_000 } else { 20 };
+                    let took = if attempt.is_multiple_of(2) {
+                        10_000
+                    } else {
+                        20
+                    };
                     tokio::time::sleep(Duration::from_millis(took)).await;
                     Ok::<_, BoxError>(attempt)
                 }

@@ -41,10 +41,11 @@ type When = dyn Fn(&BoxError) -> bool + Send + Sync;
 /// use tower::{BoxError, ServiceBuilder, ServiceExt, service_fn};
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), BoxError> {
+/// // Kept: its counters live as long as it.
 /// let hedge = Hedge::builder("doc.tower.hedge", Duration::from_millis(100)).build()?;
 /// let sent = Arc::new(AtomicU32::new(0));
 /// let service = ServiceBuilder::new()
-///     .layer(HedgeLayer::new(hedge))
+///     .layer(HedgeLayer::new(hedge.clone()))
 ///     .service(service_fn({
 ///         let sent = sent.clone();
 ///         move |request: u32| {
