@@ -6,6 +6,7 @@
 //! ```text
 //! cargo run --example llm_gateway                          # embedded flaky service, ~60 s
 //! cargo run --example llm_gateway -- --plot ladder.svg     # and a chart over time
+//! cargo run --example llm_gateway -- --metrics 127.0.0.1:9000   # and /metrics while it runs
 //! cargo run --example llm_gateway -- --help
 //! ```
 //!

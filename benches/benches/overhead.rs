@@ -422,6 +422,24 @@ fn hedge_group(c: &mut Criterion, rt: &Runtime) {
         reliability::Hedge::builder("bench.hedge.p95", reliability::HedgeAfter::Percentile(95.0))
             .build()
             .unwrap_or_else(|e| panic!("{e}"));
+    // Our layer over the same service, made ready and called the same way as tower's.
+    let mut layer_fixed = ServiceBuilder::new()
+        .layer(reliability::tower::HedgeLayer::new(
+            reliability::Hedge::builder("bench.hedge.layer.fixed", Duration::from_millis(100))
+                .build()
+                .unwrap_or_else(|e| panic!("{e}")),
+        ))
+        .service_fn(work);
+    let mut layer_p95 = ServiceBuilder::new()
+        .layer(reliability::tower::HedgeLayer::new(
+            reliability::Hedge::builder(
+                "bench.hedge.layer.p95",
+                reliability::HedgeAfter::Percentile(95.0),
+            )
+            .build()
+            .unwrap_or_else(|e| panic!("{e}")),
+        ))
+        .service_fn(work);
     let mut tower_hedge = tower::hedge::Hedge::new(
         tower::service_fn(work),
         HedgeAll,
@@ -439,6 +457,12 @@ fn hedge_group(c: &mut Criterion, rt: &Runtime) {
     bench(&mut g, rt, "ours (Hedge::run, p95)", |x| {
         p95.run(move || work(x))
     });
+    bench(&mut g, rt, "ours (HedgeLayer, 100 ms)", |x| {
+        ready_call(&mut layer_fixed, x)
+    });
+    bench(&mut g, rt, "ours (HedgeLayer, p95)", |x| {
+        ready_call(&mut layer_p95, x)
+    });
     // Not `Clone`: one service, made ready (at once: `service_fn`) before each call.
     bench(&mut g, rt, "tower hedge (p95)", |x| {
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
@@ -449,6 +473,16 @@ fn hedge_group(c: &mut Criterion, rt: &Runtime) {
         tower_hedge.call(x)
     });
     g.finish();
+}
+
+/// Makes `service` ready (at once over a `service_fn`) and calls it, as tower's own hedge is called.
+fn ready_call<S: tower::Service<u64>>(service: &mut S, x: u64) -> S::Future {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match service.poll_ready(&mut cx) {
+        std::task::Poll::Ready(Ok(())) => {}
+        _ => panic!("a hedge over a `service_fn` is ready at once"),
+    }
+    service.call(x)
 }
 
 // metrics: the stack above with the feature `metrics` off (build without `--features metrics`),
@@ -480,6 +514,15 @@ fn metrics_group(c: &mut Criterion, rt: &Runtime) {
         };
         reliability::metrics::export();
         bench(&mut g, rt, id, ours_stack);
+        // Exported, counters only: what a scrape reads costs a call nothing.
+        reliability::metrics::record_durations(false);
+        bench(
+            &mut g,
+            rt,
+            "feature on, exported, durations off",
+            ours_stack,
+        );
+        reliability::metrics::record_durations(true);
     }
     g.finish();
 }

@@ -1,7 +1,8 @@
 //! [tower](https://docs.rs/tower) layers of the policies (feature `tower`): the same [`Retry`],
-//! [`Timeout`], [`CircuitBreaker`], [`RateLimiter`] and [`Bulkhead`] as the attributes and the
-//! programmatic API, so a layer and an attribute (or a programmatic policy) of one name share
-//! their counters, their breaker, limiter or bulkhead, and their `tracing` events.
+//! [`Timeout`], [`CircuitBreaker`], [`RateLimiter`], [`Bulkhead`] and [`Hedge`] as the attributes
+//! and the programmatic API, so a layer and an attribute (or a programmatic policy) of one name
+//! share their counters, their breaker, limiter, bulkhead or hedge latencies, and their `tracing`
+//! events.
 //!
 //! | layer | built from | the inner service must be | `Req` must be |
 //! |---|---|---|---|
@@ -10,6 +11,7 @@
 //! | [`CircuitBreakerLayer`] | [`CircuitBreaker`] | `Clone` | — |
 //! | [`RateLimitLayer`] | [`RateLimiter`] | `Clone` | — |
 //! | [`BulkheadLayer`] | [`Bulkhead`] | — | — |
+//! | [`HedgeLayer`] | [`Hedge`] | `Clone` (each extra attempt calls a clone, made ready first) | `Clone` (one clone per attempt) |
 //!
 //! # Errors
 //!
@@ -23,7 +25,8 @@
 //! The layers read each other's errors that way: a circuit breaker never counts a
 //! [load-shedding](crate::Error::is_load_shedding) rejection of a rate limit or bulkhead below it;
 //! a retry does not retry [`Error::CircuitOpen`](crate::Error::CircuitOpen) of a breaker below it,
-//! and waits exactly the `retry_after` of an [`Error::RateLimited`](crate::Error::RateLimited).
+//! and waits exactly the `retry_after` of an [`Error::RateLimited`](crate::Error::RateLimited); a
+//! hedge starts no other attempt after such a rejection.
 //!
 //! # Readiness
 //!
@@ -38,7 +41,10 @@
 //! - The other services are ready when the inner service is. A clone of any of them is a fresh
 //!   service, not ready until polled.
 //!
-//! No service spawns a task. Each `call` boxes its future (one allocation): the futures borrow
+//! - [`HedgeService`] is ready when the inner service is; its first attempt is called on that
+//!   ready service, each extra attempt on a clone that the response future polls ready first.
+//!
+//! No service spawns a task: a hedge's attempts run inside its response future. Each `call` boxes its future (one allocation): the futures borrow
 //! their policy, which tower's associated `Future` type cannot name.
 //!
 //! # A client stack
@@ -77,18 +83,21 @@
 //! [`CircuitBreaker`]: crate::CircuitBreaker
 //! [`RateLimiter`]: crate::RateLimiter
 //! [`Bulkhead`]: crate::Bulkhead
+//! [`Hedge`]: crate::Hedge
 
 use std::future::Future;
 use std::pin::Pin;
 
 mod bulkhead;
 mod circuit_breaker;
+mod hedge;
 mod rate_limit;
 mod retry;
 mod timeout;
 
 pub use bulkhead::{BulkheadLayer, BulkheadService};
 pub use circuit_breaker::{CircuitBreakerLayer, CircuitBreakerService};
+pub use hedge::{HedgeLayer, HedgeService};
 pub use rate_limit::{RateLimitLayer, RateLimitService};
 pub use retry::{RetryLayer, RetryService};
 pub use timeout::{TimeoutLayer, TimeoutService};

@@ -1,5 +1,5 @@
 //! `reliability::metrics`: a stack with retries, a timeout, an opening breaker, a fallback, cache
-//! hits and the load layers runs under a Prometheus recorder; the text it renders is parsed, and
+//! hits, the load layers and a hedge runs under a Prometheus recorder; the text it renders is parsed, and
 //! every exported value must equal the registry's snapshot, every counter the snapshot holds must
 //! be exported, and the duration histograms must hold exactly the calls that ended.
 //!
@@ -11,9 +11,9 @@ use std::future::pending;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-use reliability::tower::{BulkheadLayer, RateLimitLayer};
+use reliability::tower::{BulkheadLayer, HedgeLayer, RateLimitLayer};
 use reliability::{
-    Bulkhead, CircuitState, PolicyKind, PolicyStats, RateLimiter, cached, circuit_breaker,
+    Bulkhead, CircuitState, Hedge, PolicyKind, PolicyStats, RateLimiter, cached, circuit_breaker,
     fallback, registry, retry, timeout,
 };
 use tower::{BoxError, ServiceBuilder, ServiceExt, service_fn};
@@ -115,7 +115,16 @@ fn expected(policies: &[PolicyStats]) -> BTreeMap<Key, f64> {
                 | PolicyKind::CircuitBreaker
                 | PolicyKind::Fallback
                 | PolicyKind::Cache
+                | PolicyKind::Hedge
         );
+        // The shared store's errors (feature `redis`, on in this crate): every layer that can
+        // share its state exports them, zero while it has no store.
+        if matches!(
+            p.kind,
+            PolicyKind::CircuitBreaker | PolicyKind::Cache | PolicyKind::RateLimit
+        ) {
+            put("reliability_store_errors_total", p.store_errors);
+        }
         if ends {
             put("reliability_successes_total", p.successes);
             put("reliability_failures_total", p.failures);
@@ -158,6 +167,11 @@ fn expected(policies: &[PolicyStats]) -> BTreeMap<Key, f64> {
             PolicyKind::RateLimit | PolicyKind::Bulkhead => {
                 put("reliability_rejections_total", p.rejections);
                 put("reliability_waited_total", p.waited);
+            }
+            PolicyKind::Hedge => {
+                put("reliability_rejections_total", p.rejections);
+                put("reliability_hedges_total", p.hedges);
+                put("reliability_hedges_won_total", p.hedges_won);
             }
             PolicyKind::Fallback => {}
             other => panic!("a kind this test does not know: {other:?}"),
@@ -218,6 +232,29 @@ async fn every_exported_value_equals_the_registrys_snapshot() {
     load.clone().oneshot(1).await.unwrap();
     load.clone().oneshot(2).await.unwrap_err();
 
+    // A hedge, through tower: the first attempt of the second call hangs, and the hedge started
+    // after 50 ms answers.
+    let hedge = Hedge::builder("metrics.hedge", Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let hedged = ServiceBuilder::new()
+        .layer(HedgeLayer::new(hedge.clone()))
+        .service(service_fn({
+            let sent = sent.clone();
+            move |n: u32| {
+                let attempt = sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    if attempt == 1 {
+                        pending::<()>().await;
+                    }
+                    Ok::<_, BoxError>(n)
+                }
+            }
+        }));
+    assert_eq!(hedged.clone().oneshot(1).await.unwrap(), 1);
+    assert_eq!(hedged.clone().oneshot(2).await.unwrap(), 2);
+
     reliability::metrics::export();
     let snapshot = registry().snapshot();
     let text = prometheus.render();
@@ -242,6 +279,15 @@ async fn every_exported_value_equals_the_registrys_snapshot() {
     let timeout = of_kind(PolicyKind::Timeout);
     assert_eq!((timeout.calls, timeout.timeouts), (4, 3));
     assert_eq!(snapshot.rate_limit("metrics.load").unwrap().rejections, 1);
+    let hedge_stats = snapshot.hedge("metrics.hedge").unwrap();
+    assert_eq!(
+        (
+            hedge_stats.calls,
+            hedge_stats.hedges,
+            hedge_stats.hedges_won
+        ),
+        (2, 1, 1)
+    );
 
     // Every counter and gauge sample equals the snapshot, and every snapshot value is exported.
     let mut exported = BTreeMap::new();
@@ -268,9 +314,9 @@ async fn every_exported_value_equals_the_registrys_snapshot() {
         );
     }
     let expected = expected(snapshot.policies());
-    // retry 7, timeout 4, circuit_breaker 9, fallback 3 and 1 target, cached 7, rate_limit 3,
-    // bulkhead 3.
-    assert_eq!(expected.len(), 37);
+    // retry 7, timeout 4, circuit_breaker 10, fallback 3 and 1 target, cached 8, rate_limit 4,
+    // bulkhead 3, hedge 6.
+    assert_eq!(expected.len(), 46);
     for (key, value) in &expected {
         assert_eq!(
             exported.get(key),
@@ -313,5 +359,5 @@ async fn every_exported_value_equals_the_registrys_snapshot() {
     assert!(close(histogram(retry, "sum"), 1.7));
 
     // Kept alive to here: a policy built at run time leaves the registry with its last handle.
-    drop((limiter, bulkhead, load));
+    drop((limiter, bulkhead, load, hedge, hedged));
 }

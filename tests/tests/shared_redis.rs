@@ -537,9 +537,49 @@ async fn a_store_stopped_and_restarted_fails_no_call() {
     eprintln!("store stopped and restarted: slowest call {slowest:?}");
     // A miss reads and writes the cache tier and asks the quota: three bounded operations.
     assert!(slowest < 3 * BOUND + SLACK, "a call took {slowest:?}");
+    let exported = [
+        exported_store_errors("cached", "restart.cache.a"),
+        exported_store_errors("rate_limit", "restart.quota.b"),
+    ];
     let snapshot = registry().snapshot();
     assert!(store_errors(snapshot.cache("restart.cache.a")) > 0);
     assert!(store_errors(snapshot.rate_limit("restart.quota.b")) > 0);
+    // The metrics export (feature `metrics`) carries the same counts.
+    assert_eq!(
+        exported,
+        [
+            Some(store_errors(snapshot.cache("restart.cache.a"))),
+            Some(store_errors(snapshot.rate_limit("restart.quota.b"))),
+        ]
+    );
+}
+
+/// `reliability_store_errors_total` of one policy as `reliability::metrics::export` sets it, read
+/// from a recorder local to this call.
+fn exported_store_errors(layer: &str, policy: &str) -> Option<u64> {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, reliability::metrics::export);
+    snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .find_map(|(key, .., value)| {
+            let key = key.key();
+            let label =
+                |name: &str, want: &str| key.labels().any(|l| l.key() == name && l.value() == want);
+            match value {
+                DebugValue::Counter(n)
+                    if key.name() == "reliability_store_errors_total"
+                        && label("policy", policy)
+                        && label("layer", layer) =>
+                {
+                    Some(n)
+                }
+                _ => None,
+            }
+        })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

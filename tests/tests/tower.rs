@@ -1,6 +1,6 @@
 //! `reliability::tower`: each layer under `tower::ServiceBuilder`, readiness that never leaks a slot
 //! or a permit, counters and breakers shared with the programmatic API and the attributes, and a
-//! stack of the layers over a real axum router called with reqwest.
+//! stack of the layers (and a hedge) over a real axum router called with reqwest.
 
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
@@ -10,11 +10,11 @@ use std::task::Poll;
 use std::time::Duration;
 
 use reliability::tower::{
-    BulkheadLayer, CircuitBreakerLayer, RateLimitLayer, RetryLayer, TimeoutLayer,
+    BulkheadLayer, CircuitBreakerLayer, HedgeLayer, RateLimitLayer, RetryLayer, TimeoutLayer,
 };
 use reliability::{
-    Backoff, Bulkhead, CircuitBreaker, CircuitState, Error, Jitter, RateLimiter, Retry,
-    RetryPolicy, Timeout, circuit_breaker, registry,
+    Backoff, Bulkhead, CircuitBreaker, CircuitState, Error, Hedge, Jitter, RateLimiter, Retry,
+    RetryPolicy, Timeout, circuit_breaker, hedge, registry,
 };
 use tokio::time::Instant;
 use tower::{BoxError, Service, ServiceBuilder, ServiceExt, service_fn};
@@ -498,7 +498,214 @@ async fn layers_share_names_counters_and_breakers_with_the_other_apis() {
     );
 }
 
-/// The test server: `/ok`, `/flaky` (503 on every other request), `/slow` (never in time).
+/// Counts its drops: the attempt future that holds it was dropped.
+struct DropGuard(Arc<AtomicU32>);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn hedge_polls_its_attempts_in_the_response_future_and_drops_the_loser_at_once() {
+    let hedge = Hedge::builder("tower.hedge.inline", Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let dropped = Arc::new(AtomicU32::new(0));
+    let mut service = ServiceBuilder::new()
+        .layer(HedgeLayer::new(hedge))
+        .service(service_fn({
+            let (sent, dropped) = (sent.clone(), dropped.clone());
+            move |request: String| {
+                let attempt = {
+                    let mut sent = sent.lock().unwrap();
+                    sent.push(request.clone());
+                    sent.len()
+                };
+                let guard = DropGuard(dropped.clone());
+                async move {
+                    let _guard = guard;
+                    let took = if attempt == 1 { 10_000 } else { 20 };
+                    tokio::time::sleep(Duration::from_millis(took)).await;
+                    Ok::<_, BoxError>(format!("{request} from attempt {attempt}"))
+                }
+            }
+        }));
+    poll_fn(|cx| service.poll_ready(cx)).await.unwrap();
+    let start = Instant::now();
+    let mut response = std::pin::pin!(service.call("q".to_owned()));
+    // The first attempt was called on the ready service; nothing runs on a task of its own.
+    assert_eq!(sent.lock().unwrap().len(), 1);
+    let runtime = tokio::runtime::Handle::current().metrics();
+    let answer = poll_fn(|cx| {
+        assert_eq!(runtime.num_alive_tasks(), 0, "no task spawned");
+        response.as_mut().poll(cx)
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer, "q from attempt 2");
+    assert_eq!(start.elapsed(), Duration::from_millis(120));
+    assert_eq!(*sent.lock().unwrap(), ["q", "q"], "a clone of the request");
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        2,
+        "the slow attempt was dropped when the other won"
+    );
+    let stats = registry().snapshot();
+    let stats = stats.hedge("tower.hedge.inline").unwrap();
+    assert_eq!(
+        (stats.calls, stats.successes, stats.hedges, stats.hedges_won),
+        (1, 1, 1, 1)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn hedge_is_ready_when_its_service_is_and_readies_a_clone_for_each_hedge() {
+    // The inner service's readiness is a bulkhead slot: one per attempt.
+    let bulkhead = Bulkhead::builder("tower.hedge.ready", 2)
+        .queue(1)
+        .wait(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let hedge = Hedge::builder("tower.hedge.ready", Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let started = Arc::new(AtomicU32::new(0));
+    let service = ServiceBuilder::new()
+        .layer(HedgeLayer::new(hedge))
+        .layer(BulkheadLayer::new(bulkhead.clone()))
+        .service(service_fn({
+            let started = started.clone();
+            move |_: u32| {
+                let attempt = started.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let took = if attempt.is_multiple_of(2) {
+                        10_000
+                    } else {
+                        20
+                    };
+                    tokio::time::sleep(Duration::from_millis(took)).await;
+                    Ok::<_, BoxError>(attempt)
+                }
+            }
+        }));
+    let mut first = service.clone();
+    assert!(poll_ready_once(&mut first).is_ready());
+    assert_eq!(
+        bulkhead.available(),
+        1,
+        "ready: the inner service holds a slot"
+    );
+    let mut fresh = first.clone();
+    assert_eq!(
+        bulkhead.available(),
+        1,
+        "a clone is not ready, and holds none"
+    );
+    assert!(poll_ready_once(&mut fresh).is_ready());
+    assert_eq!(bulkhead.available(), 0);
+    let mut third = service.clone();
+    assert!(
+        poll_ready_once(&mut third).is_pending(),
+        "not ready while the inner service is not"
+    );
+    drop((fresh, third));
+    assert_eq!(bulkhead.available(), 1);
+
+    // The hedge's attempt readies a clone of the inner service: it takes the other slot.
+    let start = Instant::now();
+    assert_eq!(first.call(7).await.unwrap(), 1);
+    assert_eq!(start.elapsed(), Duration::from_millis(120));
+    assert_eq!(started.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        bulkhead.available(),
+        2,
+        "both slots back: the loser was dropped"
+    );
+
+    // With one slot taken elsewhere, the hedge waits for a slot before it calls.
+    let mut holder = service.clone();
+    holder.ready().await.unwrap();
+    let mut caller = service.clone();
+    caller.ready().await.unwrap();
+    let call = tokio::spawn(caller.call(8));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        started.load(Ordering::SeqCst),
+        3,
+        "the hedge waits for a slot"
+    );
+    drop(holder);
+    assert_eq!(call.await.unwrap().unwrap(), 3);
+    let stats = registry().snapshot();
+    let stats = stats.hedge("tower.hedge.ready").unwrap();
+    assert_eq!((stats.calls, stats.hedges, stats.hedges_won), (2, 2, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn hedge_starts_no_attempt_after_an_open_breaker_below() {
+    let breaker = CircuitBreaker::builder("tower.hedge.breaker")
+        .failure_threshold(1)
+        .cooldown(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    breaker.isolate();
+    let hedge = Hedge::builder("tower.hedge.breaker", Duration::ZERO)
+        .max(3)
+        .build()
+        .unwrap();
+    let calls = Arc::new(AtomicU32::new(0));
+    let service = ServiceBuilder::new()
+        .layer(HedgeLayer::new(hedge))
+        .layer(CircuitBreakerLayer::new(breaker.clone()))
+        .service(failing(calls.clone()));
+    let error = service.clone().oneshot(1).await.unwrap_err();
+    assert!(matches!(
+        policy_error(&error),
+        Some(Error::CircuitOpen { .. })
+    ));
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    let snapshot = registry().snapshot();
+    let stats = snapshot.hedge("tower.hedge.breaker").unwrap();
+    assert_eq!(
+        (stats.calls, stats.failures, stats.rejections, stats.hedges),
+        (1, 1, 1, 0)
+    );
+    assert_eq!(
+        snapshot
+            .circuit_breaker("tower.hedge.breaker")
+            .unwrap()
+            .rejections,
+        1,
+        "one attempt reached the breaker"
+    );
+
+    // An error `when` rejects is returned at once; others start the next attempt at once.
+    breaker.reset();
+    let hedge = Hedge::builder("tower.hedge.when", Duration::from_secs(60))
+        .max(2)
+        .build()
+        .unwrap();
+    let service = ServiceBuilder::new()
+        .layer(HedgeLayer::new(hedge).when(|e: &BoxError| e.to_string() == "503"))
+        .service(failing(calls.clone()));
+    let start = Instant::now();
+    assert_eq!(service.oneshot(1).await.unwrap_err().to_string(), "503");
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "each failure started the next"
+    );
+}
+
+/// Requests `/hedged` received: the first of every two hangs.
+static HEDGED: AtomicU32 = AtomicU32::new(0);
+
+/// The test server: `/ok`, `/flaky` (503 on every other request), `/slow` (never in time),
+/// `/hedged` (every other request never answers, the others at once).
 async fn serve() -> (SocketAddr, Arc<AtomicU32>) {
     use axum::Router;
     use axum::http::StatusCode;
@@ -518,6 +725,16 @@ async fn serve() -> (SocketAddr, Arc<AtomicU32>) {
                         Ok("recovered")
                     }
                 }
+            }),
+        )
+        .route(
+            "/hedged",
+            get(|| async {
+                let n = HEDGED.fetch_add(1, Ordering::SeqCst);
+                if n.is_multiple_of(2) {
+                    std::future::pending::<()>().await;
+                }
+                format!("answer {n}")
             }),
         )
         .route(
@@ -612,6 +829,62 @@ async fn a_stack_of_layers_over_an_axum_router_called_with_reqwest() {
     assert_eq!(snapshot.bulkhead("tower.http").unwrap().calls, 7);
 }
 
+/// The same request through `#[hedge]`: its row in the registry is the layer's below.
+#[hedge(after = "50ms")]
+async fn hedged_get(http: reqwest::Client, url: String) -> Result<String, BoxError> {
+    Ok(http
+        .get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?)
+}
+
+#[tokio::test]
+async fn hedge_over_an_axum_router_called_with_reqwest_shares_its_counters_with_the_attribute() {
+    let (addr, _) = serve().await;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let url = format!("http://{addr}/hedged");
+
+    // The attribute: the first request hangs, the one sent 50 ms later answers.
+    assert_eq!(
+        hedged_get(http.clone(), url.clone()).await.unwrap(),
+        "answer 1"
+    );
+    let snapshot = registry().snapshot();
+    let name = snapshot
+        .policies()
+        .iter()
+        .find(|p| p.kind == reliability::PolicyKind::Hedge && p.name.ends_with("hedged_get"))
+        .expect("the attribute's hedge is registered")
+        .name
+        .clone();
+
+    // The layer of the same name, over reqwest as a tower service.
+    let client = service_fn(move |url: String| {
+        let request = http.get(url);
+        async move { Ok::<_, BoxError>(request.send().await?.error_for_status()?.text().await?) }
+    });
+    let hedge = Hedge::builder(name.clone(), Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let service = ServiceBuilder::new()
+        .layer(HedgeLayer::new(hedge))
+        .service(client);
+    assert_eq!(service.oneshot(url).await.unwrap(), "answer 3");
+    assert_eq!(HEDGED.load(Ordering::SeqCst), 4, "two requests per call");
+
+    let snapshot = registry().snapshot();
+    let stats = snapshot.hedge(&name).unwrap();
+    assert_eq!(
+        (stats.calls, stats.successes, stats.hedges, stats.hedges_won),
+        (2, 2, 2, 2),
+        "one row for the attribute and the layer"
+    );
+}
+
 /// The response future of a layer stack is `Send`, so a spawned task can drive it.
 #[tokio::test]
 async fn the_response_futures_are_send() {
@@ -619,8 +892,12 @@ async fn the_response_futures_are_send() {
         f
     }
     let retry = Retry::new("tower.send", fixed(1, Duration::ZERO));
+    let hedge = Hedge::builder("tower.send", Duration::from_secs(1))
+        .build()
+        .unwrap();
     let mut stack = ServiceBuilder::new()
         .layer(RetryLayer::new(retry))
+        .layer(HedgeLayer::new(hedge))
         .layer(BulkheadLayer::new(
             Bulkhead::builder("tower.send", 1).build().unwrap(),
         ))

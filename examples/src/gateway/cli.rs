@@ -115,6 +115,11 @@ pub struct Args {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// Serve the registry's counters in the Prometheus text format at `http://ADDR/metrics` while
+    /// the run lasts, e.g. `127.0.0.1:9000`.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// An optional outage window.
@@ -309,6 +314,9 @@ pub enum RunError {
     /// The chart could not be written.
     #[error("{0}")]
     Plot(String),
+    /// `--metrics` could not bind its address (or a recorder was installed already).
+    #[error("cannot serve /metrics: {0}")]
+    Metrics(#[source] std::io::Error),
 }
 
 /// The HTTP client's own deadline with the embedded service: ends hung requests in rungs without
@@ -320,6 +328,11 @@ pub const REMOTE_CLIENT_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Runs the ladder as `args` say, printing the settings, the progress and the table; returns it.
 pub async fn run(args: &Args) -> Result<Ladder, RunError> {
+    if let Some(addr) = args.metrics {
+        super::metrics::serve(addr)
+            .await
+            .map_err(RunError::Metrics)?;
+    }
     let config = args.ladder_config();
     let server;
     let (backend, profile) = match &args.target {

@@ -7,6 +7,7 @@ pub mod client;
 pub mod faults;
 pub mod ladder;
 pub mod load;
+pub mod metrics;
 pub mod plot;
 pub mod quota;
 pub mod report;
