@@ -100,6 +100,12 @@ fn expected(policies: &[PolicyStats]) -> Series {
                 put("reliability_cache_hits_total", p.hits);
                 put("reliability_cache_misses_total", p.misses);
                 put("reliability_cache_coalesced_total", p.coalesced);
+                put("reliability_cache_stale_served_total", p.stale_served);
+            }
+            PolicyKind::Hedge => {
+                put("reliability_rejections_total", p.rejections);
+                put("reliability_hedges_total", p.hedges);
+                put("reliability_hedges_won_total", p.hedges_won);
             }
             PolicyKind::Fallback => {}
             other => panic!("the gateway's ladder has no {other} layer"),
