@@ -6,6 +6,7 @@
 //! ```text
 //! cargo run --example llm_gateway                          # embedded flaky service, ~60 s
 //! cargo run --example llm_gateway -- --plot ladder.svg     # and a chart over time
+//! cargo run --example llm_gateway -- --replicas 3       # 3 replicas, alone then sharing through Redis
 //! cargo run --example llm_gateway -- --help
 //! ```
 //!
@@ -13,7 +14,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use examples::gateway::cli::{Args, run};
+use examples::gateway::cli::{Args, run, run_replicas};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -21,8 +22,13 @@ async fn main() -> ExitCode {
     if let Err(e) = args.validate() {
         e.exit();
     }
-    match run(&args).await {
-        Ok(_) => ExitCode::SUCCESS,
+    let ran = if args.replicas.is_some() {
+        run_replicas(&args).await.map(drop)
+    } else {
+        run(&args).await.map(drop)
+    };
+    match ran {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

@@ -11,6 +11,7 @@ use super::client::{Backend, Endpoint, LlmError};
 use super::faults::FaultPlan;
 use super::ladder::{Arrivals, Ladder, LadderConfig, run_ladder};
 use super::quota::{API_KEY, QUOTA, QuotaConfig, QuotaRung, QuotaTable, run_quota};
+use super::replicas::{self, Comparison, ReplicasConfig, ReplicasError};
 use super::server::{Server, ServiceConfig};
 use super::stack::{Profile, Rung};
 use super::{plot, report};
@@ -111,6 +112,18 @@ pub struct Args {
     /// The rungs of the quota table to run, comma-separated [default: all].
     #[arg(long, value_enum, value_delimiter = ',')]
     pub quota_rung: Vec<QuotaRung>,
+
+    /// Instead of the ladder: N gateway replicas (2 to 16) against the same flaky service, first
+    /// each alone, then sharing their breaker, cache and quota through Redis. Needs `redis-server`
+    /// on the PATH (started on a free port, stopped at the end) or --redis.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(2..=16),
+          conflicts_with = "target")]
+    pub replicas: Option<u64>,
+
+    /// The Redis server of --replicas, e.g. `redis://127.0.0.1:6379` [default: a `redis-server`
+    /// from the PATH, started for the run].
+    #[arg(long, value_name = "URL", requires = "replicas")]
+    pub redis: Option<String>,
 
     /// No progress bar.
     #[arg(long, short)]
@@ -267,6 +280,17 @@ impl Args {
         })
     }
 
+    /// The replicas comparison these flags ask for, if any (`--replicas N`): the documented load,
+    /// with `--seed`.
+    pub fn replicas_config(&self) -> Option<ReplicasConfig> {
+        let replicas = usize::try_from(self.replicas?).ok()?;
+        Some(ReplicasConfig {
+            replicas,
+            seed: self.seed,
+            ..ReplicasConfig::default()
+        })
+    }
+
     /// The faults these flags ask of the embedded service.
     pub fn fault_plan(&self) -> FaultPlan {
         FaultPlan {
@@ -309,6 +333,9 @@ pub enum RunError {
     /// The chart could not be written.
     #[error("{0}")]
     Plot(String),
+    /// The replicas comparison could not run (no Redis, among others).
+    #[error(transparent)]
+    Replicas(#[from] ReplicasError),
 }
 
 /// The HTTP client's own deadline with the embedded service: ends hung requests in rungs without
@@ -372,6 +399,17 @@ pub async fn run(args: &Args) -> Result<Ladder, RunError> {
         run_quota_table(args, &config).await?;
     }
     Ok(ladder)
+}
+
+/// Runs the replicas comparison (`--replicas N`), printing the settings and the table; returns it,
+/// or `None` without `--replicas`.
+pub async fn run_replicas(args: &Args) -> Result<Option<Comparison>, RunError> {
+    let Some(config) = args.replicas_config() else {
+        return Ok(None);
+    };
+    Ok(Some(
+        replicas::run_and_print(&config, args.redis.as_deref()).await?,
+    ))
 }
 
 /// Starts the embedded service again, now with [`QUOTA`] per API key, and prints the quota table.
@@ -618,9 +656,22 @@ mod tests {
             &["--quota-rung", "nothing"],
             &["--target", "ftp://example"],
             &["--target", "http://127.0.0.1:9", "--failure-rate", "0.1"],
+            &["--replicas", "1"],
+            &["--replicas", "17"],
+            &["--redis", "redis://127.0.0.1:6379"],
+            &["--replicas", "3", "--target", "http://127.0.0.1:8000/v1"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn replicas_take_their_count_and_the_seed() {
+        assert_eq!(parse(&[]).unwrap().replicas_config(), None);
+        let args = parse(&["--replicas", "4", "--seed", "7", "--redis", "redis://h:1"]).unwrap();
+        let config = args.replicas_config().expect("--replicas asks for the comparison");
+        assert_eq!((config.replicas, config.seed), (4, 7));
+        assert_eq!(args.redis.as_deref(), Some("redis://h:1"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod ladder;
 pub mod load;
 pub mod plot;
 pub mod quota;
+pub mod replicas;
 pub mod report;
 pub mod server;
 pub mod stack;
