@@ -669,7 +669,9 @@ mod tests {
     fn replicas_take_their_count_and_the_seed() {
         assert_eq!(parse(&[]).unwrap().replicas_config(), None);
         let args = parse(&["--replicas", "4", "--seed", "7", "--redis", "redis://h:1"]).unwrap();
-        let config = args.replicas_config().expect("--replicas asks for the comparison");
+        let config = args
+            .replicas_config()
+            .expect("--replicas asks for the comparison");
         assert_eq!((config.replicas, config.seed), (4, 7));
         assert_eq!(args.redis.as_deref(), Some("redis://h:1"));
     }

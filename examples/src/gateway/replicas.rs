@@ -164,7 +164,7 @@ pub enum ReplicasError {
     #[error("redis-server did not start: {0}")]
     RedisStart(String),
     /// A replica could not connect to Redis (the message never holds the URL).
-    #[error("cannot connect to Redis: {0}")]
+    #[error("Redis: {0}")]
     Store(#[source] reliability::shared::StoreError),
     /// The embedded service could not bind a port.
     #[error("cannot start the embedded service: {0}")]
@@ -398,7 +398,10 @@ fn run_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    format!("llm-gateway-{:x}", mix(nanos as u64 ^ u64::from(std::process::id())))
+    format!(
+        "llm-gateway-{:x}",
+        mix(nanos as u64 ^ u64::from(std::process::id()))
+    )
 }
 
 /// The shares of the requests the replicas receive: `1 / (i + 1)`, normalised (3 replicas: 55%,
@@ -605,7 +608,10 @@ async fn run_mode(
         .iter()
         .map(|r| snapshot.circuit_breaker(&r.names.breaker))
         .collect();
-    let caches: Vec<_> = fleet.iter().map(|r| snapshot.cache(&r.names.cache)).collect();
+    let caches: Vec<_> = fleet
+        .iter()
+        .map(|r| snapshot.cache(&r.names.cache))
+        .collect();
     let limiters: Vec<_> = fleet
         .iter()
         .map(|r| snapshot.rate_limit(&r.names.limiter))
@@ -648,7 +654,10 @@ async fn run_mode(
         "model answers",
         &[
             ("service", server.answers()),
-            ("replicas", sum(&|r| r.model_answers.load(Ordering::Relaxed))),
+            (
+                "replicas",
+                sum(&|r| r.model_answers.load(Ordering::Relaxed)),
+            ),
         ],
     );
     agree(
@@ -694,16 +703,12 @@ pub fn service_config(config: &ReplicasConfig) -> ServiceConfig {
     }
 }
 
-/// Runs the stream through the replicas alone, then shared through the Redis server at
-/// `redis_url`.
-pub async fn run_replicas(
+/// One store per replica, each its own connection to the Redis server at `redis_url` (as separate
+/// processes would have), reading breaker state every [`SYNC`].
+pub async fn connect(
     config: &ReplicasConfig,
     redis_url: &str,
-) -> Result<Comparison, ReplicasError> {
-    let server = Server::start(service_config(config))
-        .await
-        .map_err(ReplicasError::Service)?;
-    let run = run_id();
+) -> Result<Vec<RedisStore>, ReplicasError> {
     let mut stores = Vec::with_capacity(config.replicas);
     for _ in 0..config.replicas {
         let store = RedisStore::builder(redis_url)
@@ -714,14 +719,35 @@ pub async fn run_replicas(
             .map_err(ReplicasError::Store)?;
         stores.push(store);
     }
+    Ok(stores)
+}
+
+/// Runs the stream through the replicas alone, then shared through `stores` (one per replica).
+pub async fn compare(
+    config: &ReplicasConfig,
+    stores: &[RedisStore],
+) -> Result<Comparison, ReplicasError> {
+    let server = Server::start(service_config(config))
+        .await
+        .map_err(ReplicasError::Service)?;
+    let run = run_id();
     let alone = run_mode(config, &server, &run, Mode::Alone, &[]).await?;
-    let shared = run_mode(config, &server, &run, Mode::Shared, &stores).await?;
+    let shared = run_mode(config, &server, &run, Mode::Shared, stores).await?;
     Ok(Comparison {
         config: config.clone(),
         shares: shares(config.replicas),
         alone,
         shared,
     })
+}
+
+/// [`connect`]s to the Redis server at `redis_url`, then [`compare`]s.
+pub async fn run_replicas(
+    config: &ReplicasConfig,
+    redis_url: &str,
+) -> Result<Comparison, ReplicasError> {
+    let stores = connect(config, redis_url).await?;
+    compare(config, &stores).await
 }
 
 /// What the run is, before it runs.
@@ -768,9 +794,13 @@ pub async fn run_and_print(
     redis_url: Option<&str>,
 ) -> Result<Comparison, ReplicasError> {
     let redis = Redis::find(redis_url).await?;
-    println!("{}", settings(config, &redis));
+    let run = async {
+        let stores = connect(config, redis.url()).await?;
+        println!("{}", settings(config, &redis));
+        compare(config, &stores).await
+    };
     let comparison = tokio::select! {
-        comparison = run_replicas(config, redis.url()) => comparison?,
+        comparison = run => comparison?,
         _ = tokio::signal::ctrl_c() => return Err(ReplicasError::Interrupted),
     };
     println!();

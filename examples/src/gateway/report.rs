@@ -243,7 +243,10 @@ pub fn replicas_table(comparison: &Comparison) -> String {
     let _ = writeln!(
         out,
         "{:<52} {:>8} {:>8}",
-        format!("{} replicas, {} requests", comparison.config.replicas, alone.requests),
+        format!(
+            "{} replicas, {} requests",
+            comparison.config.replicas, alone.requests
+        ),
         Mode::Alone.label(),
         Mode::Shared.label()
     );
@@ -253,9 +256,10 @@ pub fn replicas_table(comparison: &Comparison) -> String {
     row("primary calls during the outage (HTTP 503)", |r| {
         r.outage_calls
     });
-    row("  failures paid before every replica stopped calling", |r| {
-        r.paid_before_stopped
-    });
+    row(
+        "  failures paid before every replica stopped calling",
+        |r| r.paid_before_stopped,
+    );
     row("model calls for questions already answered", |r| {
         r.repeated_model_calls
     });
