@@ -175,6 +175,9 @@ pub enum ReplicasError {
     /// A policy's settings were refused.
     #[error("{0}")]
     Config(#[from] reliability::ConfigError),
+    /// The comparison was asked for no replica, or not given one store per replica.
+    #[error("{0}")]
+    Invalid(String),
     /// Interrupted (Ctrl-C).
     #[error("interrupted")]
     Interrupted,
@@ -405,8 +408,8 @@ fn run_id() -> String {
 }
 
 /// The shares of the requests the replicas receive: `1 / (i + 1)`, normalised (3 replicas: 55%,
-/// 27%, 18%). Load balancers rarely split evenly, and a quiet replica is the one that takes
-/// longest to learn alone that the service is down.
+/// 27%, 18%). Load balancers rarely split evenly, and a quieter replica collects the failures
+/// that open its breaker more slowly.
 pub fn shares(replicas: usize) -> Vec<f64> {
     let weights: Vec<f64> = (1..=replicas).map(|r| 1.0 / r as f64).collect();
     let total: f64 = weights.iter().sum();
@@ -727,6 +730,13 @@ pub async fn compare(
     config: &ReplicasConfig,
     stores: &[RedisStore],
 ) -> Result<Comparison, ReplicasError> {
+    if config.replicas == 0 || stores.len() != config.replicas {
+        return Err(ReplicasError::Invalid(format!(
+            "{} replicas need as many stores; {} given",
+            config.replicas,
+            stores.len()
+        )));
+    }
     let server = Server::start(service_config(config))
         .await
         .map_err(ReplicasError::Service)?;
