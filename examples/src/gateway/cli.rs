@@ -20,7 +20,8 @@ use super::{plot, report};
 /// breaker added one by one) against a flaky OpenAI-compatible service embedded in the example, or
 /// against a real one with `--target`; then, against the embedded service with a quota per API key,
 /// the client under the quota (retry with backoff, + Retry-After, + a client-side rate limit, + a
-/// retry budget).
+/// retry budget). With --replicas N, instead: N gateway replicas, alone and then sharing their
+/// breaker, cache and quota through Redis.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "llm_gateway", version)]
 pub struct Args {
