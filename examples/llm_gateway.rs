@@ -1,9 +1,11 @@
 //! The reliability ladder, measured: the same flaky OpenAI-compatible service and the same request
 //! stream through each rung (bare call, + retry, + timeout, + fallback, + cache, + circuit breaker);
 //! then the service with a quota per API key, and the client under it (retry with backoff,
-//! + Retry-After, + a client-side rate limit, + a retry budget). With `--replicas N`, instead: N
-//! gateway replicas against the same service, each alone and then sharing their breaker, cache and
-//! quota through Redis (a `redis-server` from the PATH, or `--redis URL`).
+//! + Retry-After, + a client-side rate limit, + a retry budget).
+//!
+//! With `--replicas N`, instead: N gateway replicas against the same service, each alone and then
+//! sharing their breaker, cache and quota through Redis (a `redis-server` from the PATH, or
+//! `--redis URL`).
 //!
 //! ```text
 //! cargo run --example llm_gateway                          # embedded flaky service, ~60 s
