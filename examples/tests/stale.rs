@@ -77,5 +77,8 @@ async fn the_outage_serves_expired_real_answers_to_questions_asked_before_it() {
     examples::gateway::plot::write_svg(&ladder, &path).expect("writes the chart");
     let svg = std::fs::read_to_string(&path).expect("reads the chart back");
     let _ = std::fs::remove_file(&path);
-    assert!(svg.lines().any(|l| l.trim() == "stale"), "no stale series in the chart");
+    assert!(
+        svg.lines().any(|l| l.trim() == "stale"),
+        "no stale series in the chart"
+    );
 }

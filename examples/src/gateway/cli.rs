@@ -11,6 +11,7 @@ use super::client::{Backend, Endpoint, LlmError};
 use super::faults::FaultPlan;
 use super::ladder::{Arrivals, Ladder, LadderConfig, run_ladder};
 use super::quota::{API_KEY, QUOTA, QuotaConfig, QuotaRung, QuotaTable, run_quota};
+use super::replicas::{self, Comparison, ReplicasConfig, ReplicasError};
 use super::server::{Server, ServiceConfig};
 use super::stack::{Profile, Rung};
 use super::{plot, report};
@@ -19,7 +20,8 @@ use super::{plot, report};
 /// breaker added one by one) against a flaky OpenAI-compatible service embedded in the example, or
 /// against a real one with `--target`; then, against the embedded service with a quota per API key,
 /// the client under the quota (retry with backoff, + Retry-After, + a client-side rate limit, + a
-/// retry budget).
+/// retry budget). With --replicas N, instead: N gateway replicas, alone and then sharing their
+/// breaker, cache and quota through Redis.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "llm_gateway", version)]
 pub struct Args {
@@ -111,6 +113,18 @@ pub struct Args {
     /// The rungs of the quota table to run, comma-separated [default: all].
     #[arg(long, value_enum, value_delimiter = ',')]
     pub quota_rung: Vec<QuotaRung>,
+
+    /// Instead of the ladder: N gateway replicas (2 to 16) against the same flaky service, first
+    /// each alone, then sharing their breaker, cache and quota through Redis. Needs `redis-server`
+    /// on the PATH (started on a free port, stopped at the end) or --redis.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(2..=16),
+          conflicts_with = "target")]
+    pub replicas: Option<u64>,
+
+    /// The Redis server of --replicas, e.g. `redis://127.0.0.1:6379` [default: a `redis-server`
+    /// from the PATH, started for the run].
+    #[arg(long, value_name = "URL", requires = "replicas")]
+    pub redis: Option<String>,
 
     /// No progress bar.
     #[arg(long, short)]
@@ -272,6 +286,17 @@ impl Args {
         })
     }
 
+    /// The replicas comparison these flags ask for, if any (`--replicas N`): the documented load,
+    /// with `--seed`.
+    pub fn replicas_config(&self) -> Option<ReplicasConfig> {
+        let replicas = usize::try_from(self.replicas?).ok()?;
+        Some(ReplicasConfig {
+            replicas,
+            seed: self.seed,
+            ..ReplicasConfig::default()
+        })
+    }
+
     /// The faults these flags ask of the embedded service.
     pub fn fault_plan(&self) -> FaultPlan {
         FaultPlan {
@@ -317,6 +342,9 @@ pub enum RunError {
     /// `--metrics` could not bind its address (or a recorder was installed already).
     #[error("cannot serve /metrics: {0}")]
     Metrics(#[source] std::io::Error),
+    /// The replicas comparison could not run (no Redis, among others).
+    #[error(transparent)]
+    Replicas(#[from] ReplicasError),
 }
 
 /// The HTTP client's own deadline with the embedded service: ends hung requests in rungs without
@@ -328,11 +356,7 @@ pub const REMOTE_CLIENT_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Runs the ladder as `args` say, printing the settings, the progress and the table; returns it.
 pub async fn run(args: &Args) -> Result<Ladder, RunError> {
-    if let Some(addr) = args.metrics {
-        super::metrics::serve(addr)
-            .await
-            .map_err(RunError::Metrics)?;
-    }
+    serve_metrics(args).await?;
     let config = args.ladder_config();
     let server;
     let (backend, profile) = match &args.target {
@@ -385,6 +409,28 @@ pub async fn run(args: &Args) -> Result<Ladder, RunError> {
         run_quota_table(args, &config).await?;
     }
     Ok(ladder)
+}
+
+/// Runs the replicas comparison (`--replicas N`), printing the settings and the table; returns it,
+/// or `None` without `--replicas`.
+pub async fn run_replicas(args: &Args) -> Result<Option<Comparison>, RunError> {
+    let Some(config) = args.replicas_config() else {
+        return Ok(None);
+    };
+    serve_metrics(args).await?;
+    Ok(Some(
+        replicas::run_and_print(&config, args.redis.as_deref()).await?,
+    ))
+}
+
+/// Serves `/metrics` at `--metrics ADDR`, if given, for the rest of the process.
+async fn serve_metrics(args: &Args) -> Result<(), RunError> {
+    if let Some(addr) = args.metrics {
+        super::metrics::serve(addr)
+            .await
+            .map_err(RunError::Metrics)?;
+    }
+    Ok(())
 }
 
 /// Starts the embedded service again, now with [`QUOTA`] per API key, and prints the quota table.
@@ -631,9 +677,24 @@ mod tests {
             &["--quota-rung", "nothing"],
             &["--target", "ftp://example"],
             &["--target", "http://127.0.0.1:9", "--failure-rate", "0.1"],
+            &["--replicas", "1"],
+            &["--replicas", "17"],
+            &["--redis", "redis://127.0.0.1:6379"],
+            &["--replicas", "3", "--target", "http://127.0.0.1:8000/v1"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn replicas_take_their_count_and_the_seed() {
+        assert_eq!(parse(&[]).unwrap().replicas_config(), None);
+        let args = parse(&["--replicas", "4", "--seed", "7", "--redis", "redis://h:1"]).unwrap();
+        let config = args
+            .replicas_config()
+            .expect("--replicas asks for the comparison");
+        assert_eq!((config.replicas, config.seed), (4, 7));
+        assert_eq!(args.redis.as_deref(), Some("redis://h:1"));
     }
 
     #[test]

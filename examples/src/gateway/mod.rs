@@ -10,6 +10,7 @@ pub mod load;
 pub mod metrics;
 pub mod plot;
 pub mod quota;
+pub mod replicas;
 pub mod report;
 pub mod server;
 pub mod stack;

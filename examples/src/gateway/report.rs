@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::ladder::{Ladder, percent};
 use super::quota::{QuotaRung, QuotaTable};
+use super::replicas::{Comparison, Mode, ModeRun};
 use super::stack::Rung;
 
 /// `0.04 ms`, `2.1 ms`, `312 ms`, `1.25 s`.
@@ -261,6 +262,81 @@ pub fn quota_table(table: &QuotaTable) -> String {
             out,
             "Requests, answers and HTTP requests read from reliability::registry() counters, 429s from \
              the service's count; they agree with the example's own count of every request."
+        );
+    } else {
+        for line in disagreements {
+            let _ = writeln!(out, "warning: {line}");
+        }
+    }
+    out
+}
+
+/// The replicas table: alone and shared side by side, when each mode's breakers stopped calling
+/// the primary, and any disagreement between the counts.
+pub fn replicas_table(comparison: &Comparison) -> String {
+    let (alone, shared) = (&comparison.alone, &comparison.shared);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<52} {:>8} {:>8}",
+        format!(
+            "{} replicas, {} requests",
+            comparison.config.replicas, alone.requests
+        ),
+        Mode::Alone.label(),
+        Mode::Shared.label()
+    );
+    let mut row = |label: &str, f: fn(&ModeRun) -> u64| {
+        let _ = writeln!(out, "{label:<52} {:>8} {:>8}", f(alone), f(shared));
+    };
+    row("primary calls during the outage (HTTP 503)", |r| {
+        r.outage_calls
+    });
+    row(
+        "  failures paid before every replica stopped calling",
+        |r| r.paid_before_stopped,
+    );
+    row("model calls for questions already answered", |r| {
+        r.repeated_model_calls
+    });
+    row("HTTP 429s under the API key's quota", |r| r.over_quota);
+    row("requests answered (model or cache)", |r| r.answered);
+    row("  from a cache", |r| r.cache_hits);
+    row("requests shed by a replica's own rate limiter", |r| r.shed);
+    let _ = writeln!(out);
+    for run in [alone, shared] {
+        let times: Vec<String> = run
+            .stopped_at
+            .iter()
+            .map(|t| match t {
+                Some(t) => format_duration(*t),
+                None => "never".to_owned(),
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:<7} the replicas' breakers opened {} into the outage",
+            format!("{}:", run.mode.label()),
+            times.join(", ")
+        );
+    }
+    let disagreements: Vec<&String> = alone
+        .disagreements
+        .iter()
+        .chain(&shared.disagreements)
+        .collect();
+    let store_errors = alone.store_errors + shared.store_errors;
+    if store_errors > 0 {
+        let _ = writeln!(
+            out,
+            "warning: {store_errors} store operations failed or timed out; those calls used local state"
+        );
+    }
+    if disagreements.is_empty() {
+        let _ = writeln!(
+            out,
+            "503s, 429s and answers counted by the service agree with the registry's counters \
+             (breaker failures, cache hits) and the replicas' own tallies."
         );
     } else {
         for line in disagreements {

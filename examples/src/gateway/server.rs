@@ -106,6 +106,10 @@ struct Shared {
     buckets: Mutex<HashMap<String, Bucket>>,
     over_quota: AtomicU64,
     too_many: AtomicU64,
+    /// HTTP 503s of the outage window.
+    outage_failures: AtomicU64,
+    /// Answers given, by question (trimmed, lowercased).
+    answered: Mutex<HashMap<String, u64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -125,6 +129,8 @@ impl Server {
             buckets: Mutex::new(HashMap::new()),
             over_quota: AtomicU64::new(0),
             too_many: AtomicU64::new(0),
+            outage_failures: AtomicU64::new(0),
+            answered: Mutex::new(HashMap::new()),
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
@@ -149,6 +155,8 @@ impl Server {
         lock(&self.shared.buckets).clear();
         self.shared.over_quota.store(0, Ordering::Relaxed);
         self.shared.too_many.store(0, Ordering::Relaxed);
+        self.shared.outage_failures.store(0, Ordering::Relaxed);
+        lock(&self.shared.answered).clear();
     }
 
     /// The plan the service follows.
@@ -171,6 +179,30 @@ impl Server {
     /// [`restart`](Self::restart).
     pub fn rate_limited(&self) -> u64 {
         self.shared.too_many.load(Ordering::Relaxed)
+    }
+
+    /// Requests to the primary model it answered with HTTP 503 because the outage window was on,
+    /// since the last [`restart`](Self::restart).
+    pub fn outage_failures(&self) -> u64 {
+        self.shared.outage_failures.load(Ordering::Relaxed)
+    }
+
+    /// Answers it gave (any model), since the last [`restart`](Self::restart).
+    pub fn answers(&self) -> u64 {
+        lock(&self.shared.answered).values().sum()
+    }
+
+    /// Distinct questions (trimmed, lowercased) it answered, since the last
+    /// [`restart`](Self::restart).
+    pub fn distinct_answered(&self) -> u64 {
+        lock(&self.shared.answered).len() as u64
+    }
+
+    /// Answers to a question (trimmed, lowercased) it had answered before: the model calls a cache
+    /// shared by every client could have saved, since the last [`restart`](Self::restart).
+    pub fn repeated_answers(&self) -> u64 {
+        let answered = lock(&self.shared.answered);
+        answered.values().map(|n| n - 1).sum()
     }
 }
 
@@ -300,11 +332,14 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
         .decide(&request.model, primary, &id, attempt, elapsed);
 
     match fault {
-        Fault::Outage => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "server_error",
-            "The model is currently unavailable.",
-        ),
+        Fault::Outage => {
+            shared.outage_failures.fetch_add(1, Ordering::Relaxed);
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "The model is currently unavailable.",
+            )
+        }
         Fault::Hang => std::future::pending().await,
         Fault::ServerError { after } => {
             tokio::time::sleep(after).await;
@@ -325,6 +360,9 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
         }
         Fault::Answer { after } => {
             tokio::time::sleep(after).await;
+            *lock(&shared.answered)
+                .entry(question.content.trim().to_lowercase())
+                .or_insert(0) += 1;
             completion(&request.model, &id, attempt, &question.content)
         }
     }
