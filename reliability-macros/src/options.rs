@@ -50,6 +50,10 @@ pub(crate) struct Options {
     pub(crate) flags: Vec<Ident>,
     /// Bare paths: the targets of `#[fallback(a, b)]`.
     pub(crate) paths: Vec<Path>,
+    /// An option was written but rejected (unknown, misspelled, without its value): a "missing
+    /// option" error would then only repeat it (`#[timeout(seconds = 30)]` misses `secs` because
+    /// `seconds` is a misspelling of it).
+    rejected: bool,
 }
 
 impl Options {
@@ -61,6 +65,14 @@ impl Options {
     /// The key token of `key`, if given (to point errors at).
     pub(crate) fn key(&self, key: &str) -> Option<&Ident> {
         self.values.iter().find(|(k, _)| k == key).map(|(k, _)| k)
+    }
+
+    /// Reports a required option as missing, unless an option of this attribute was rejected
+    /// already (it was most likely meant to be this one, and its error says so).
+    pub(crate) fn missing(&self, errors: &mut Errors, span: Span, message: String) {
+        if !self.rejected {
+            errors.push(syn::Error::new(span, message));
+        }
     }
 
     /// Whether the flag `key` (an option written without a value, e.g. `shared`) is given.
@@ -76,10 +88,12 @@ pub(crate) fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Opt
         values: Vec::new(),
         flags: Vec::new(),
         paths: Vec::new(),
+        rejected: false,
     };
     let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens) {
         Ok(metas) => metas,
         Err(error) => {
+            options.rejected = true;
             errors.push(syn::Error::new(
                 error.span(),
                 format!("{error}; `#[{kind}]` takes options written `name = value`, separated by commas{}", kind.options_hint()),
@@ -98,6 +112,7 @@ pub(crate) fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Opt
                     continue;
                 };
                 let Some(option) = kind.option(&key.to_string()) else {
+                    options.rejected = true;
                     errors.push(unknown_option(kind, &key));
                     continue;
                 };
@@ -138,6 +153,7 @@ pub(crate) fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Opt
             Meta::Path(path) if kind == Kind::Fallback => options.paths.push(path),
             Meta::Path(path) => match path.get_ident() {
                 Some(key) if kind.option(&key.to_string()).is_some() => {
+                    options.rejected = true;
                     errors.push(syn::Error::new_spanned(
                         key,
                         format!(
@@ -146,13 +162,17 @@ pub(crate) fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Opt
                         ),
                     ));
                 }
-                Some(key) => errors.push(unknown_option(kind, key)),
+                Some(key) => {
+                    options.rejected = true;
+                    errors.push(unknown_option(kind, key));
+                }
                 None => errors.push(syn::Error::new_spanned(
                     &path,
                     format!("expected `name = value`{}", kind.options_hint()),
                 )),
             },
             Meta::List(list) => {
+                options.rejected = true;
                 let shown = list
                     .path
                     .get_ident()
@@ -331,11 +351,6 @@ pub(crate) fn name(key: &str, expr: &Expr) -> syn::Result<String> {
             format!("`{key}` takes a string literal, e.g. `{key} = \"gpt4\"`"),
         )),
     }
-}
-
-/// The span to blame for a missing option: the attribute itself.
-pub(crate) fn missing(span: Span, message: String) -> syn::Error {
-    syn::Error::new(span, message)
 }
 
 /// Points at an expression.

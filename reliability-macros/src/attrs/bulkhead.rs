@@ -6,7 +6,7 @@ use syn::Expr;
 
 use crate::expand::{Cx, duration};
 use crate::kind::{Opt, Spec};
-use crate::options::{self, Errors, Options, at, missing};
+use crate::options::{self, Errors, Options, at};
 
 pub(crate) static SPEC: Spec = Spec {
     name: "bulkhead",
@@ -67,11 +67,12 @@ pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config 
         name: None,
     };
     match opts.get("max") {
-        None => errors.push(missing(
+        None => opts.missing(
+            errors,
             span,
             "`#[bulkhead]` needs a bound: `#[bulkhead(max = 8)]` (calls running at once)"
                 .to_owned(),
-        )),
+        ),
         Some(expr) => {
             if let Some(max) = errors.value(options::integer("max", expr)) {
                 if max == 0 || max > MAX {

@@ -9,7 +9,7 @@ use super::Wrapped;
 use crate::expand::Cx;
 use crate::item::{Passing, Receiver};
 use crate::kind::{Opt, Spec};
-use crate::options::{Errors, Options, at, missing};
+use crate::options::{Errors, Options, at};
 
 pub(crate) static SPEC: Spec = Spec {
     name: "fallback",
@@ -44,10 +44,8 @@ fn written(path: &Path) -> String {
 
 pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config {
     if opts.paths.is_empty() {
-        errors.push(missing(
-            span,
-            "`#[fallback]` needs at least one function to fall back to: `#[fallback(cheaper_model, canned_answer)]`".to_owned(),
-        ));
+        opts.missing(errors, span,
+            "`#[fallback]` needs at least one function to fall back to: `#[fallback(cheaper_model, canned_answer)]`".to_owned());
     }
     for (i, path) in opts.paths.iter().enumerate() {
         if opts.paths[..i]

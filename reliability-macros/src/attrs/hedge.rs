@@ -6,7 +6,7 @@ use syn::{Expr, Lit};
 
 use crate::expand::{Cx, duration};
 use crate::kind::{Opt, Spec};
-use crate::options::{self, Errors, Options, at, missing};
+use crate::options::{self, Errors, Options, at};
 
 pub(crate) static SPEC: Spec = Spec {
     name: "hedge",
@@ -67,7 +67,7 @@ pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config 
         when: opts.get("when").cloned(),
     };
     match opts.get("after") {
-        None => errors.push(missing(span, "`#[hedge]` needs `after`: a delay (`after = \"200ms\"`) or a percentile of recent latencies (`after = \"p95\"`)".to_owned())),
+        None => opts.missing(errors, span, "`#[hedge]` needs `after`: a delay (`after = \"200ms\"`) or a percentile of recent latencies (`after = \"p95\"`)".to_owned()),
         Some(expr) => match percentile(expr) {
             Some(Ok(p)) if (50.0..=99.9).contains(&p) => config.after = After::Percentile(p),
             Some(_) => errors.push(at(expr, "a percentile for `after` is written `\"pNN\"` with NN from 50 to 99.9, e.g. `after = \"p95\"`")),

@@ -6,7 +6,7 @@ use syn::Expr;
 
 use crate::expand::{Cx, duration};
 use crate::kind::{Opt, Spec};
-use crate::options::{self, Errors, Options, at, missing};
+use crate::options::{self, Errors, Options, at};
 
 pub(crate) static SPEC: Spec = Spec {
     name: "rate_limit",
@@ -95,7 +95,7 @@ pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config 
         shared: opts.flag("shared"),
     };
     match opts.get("rate") {
-        None => errors.push(missing(span, "`#[rate_limit]` needs a quota: `#[rate_limit(rate = 500, per = \"1m\")]` (permits per period)".to_owned())),
+        None => opts.missing(errors, span, "`#[rate_limit]` needs a quota: `#[rate_limit(rate = 500, per = \"1m\")]` (permits per period)".to_owned()),
         Some(expr) => {
             if let Some(rate) = errors.value(options::integer_u32("rate", expr)) {
                 if rate == 0 {

@@ -5,7 +5,7 @@ use quote::quote;
 
 use crate::expand::{Cx, duration};
 use crate::kind::{Opt, Spec};
-use crate::options::{self, Errors, Options, at, missing};
+use crate::options::{self, Errors, Options, at};
 
 pub(crate) static SPEC: Spec = Spec {
     name: "timeout",
@@ -37,10 +37,8 @@ pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config 
     let mut nanos = 0;
     match (opts.get("secs"), opts.get("ms")) {
         (Some(_), Some(ms)) => errors.push(at(ms, "give the deadline once: `secs = ...` or `ms = ...`, not both")),
-        (None, None) => errors.push(missing(
-            span,
-            "`#[timeout]` needs a deadline: `#[timeout(secs = 30)]`, `#[timeout(secs = \"1m30s\")]` or `#[timeout(ms = 250)]`".to_owned(),
-        )),
+        (None, None) => opts.missing(errors, span,
+            "`#[timeout]` needs a deadline: `#[timeout(secs = 30)]`, `#[timeout(secs = \"1m30s\")]` or `#[timeout(ms = 250)]`".to_owned()),
         (Some(secs), None) => {
             if let Some(value) = errors.value(options::duration("secs", secs)) {
                 nanos = value;
