@@ -440,8 +440,10 @@ impl SharedBreaker {
         P: Fn(&E) -> bool,
     {
         self.link.ensure_running();
+        // The lease is boxed: its future (a store round trip) is large, and inline it would make
+        // every call's future, closed ones included, that much larger to build and move.
         if Link::trial_due(&self.breaker.inner)
-            && let Err(retry_after) = self.link.lease(&self.breaker.inner).await
+            && let Err(retry_after) = Box::pin(self.link.lease(&self.breaker.inner)).await
         {
             let caller = Caller {
                 function: None,
@@ -449,7 +451,17 @@ impl SharedBreaker {
             };
             return Err(E::from(self.breaker.reject_shared(&caller, retry_after)));
         }
-        self.breaker.call_when(counts, fut).await
+        // The unshared breaker's `call_when`, written out: one future, not one inside another.
+        let permit = match self.breaker.acquire(1) {
+            Ok(permit) => permit,
+            Err(rejection) => return Err(E::from(rejection)),
+        };
+        let out = fut.await;
+        match &out {
+            Err(e) if counts(e) => permit.failure(),
+            _ => permit.success(),
+        }
+        out
     }
 }
 
