@@ -662,6 +662,44 @@ fn breaker_rate_group(c: &mut Criterion, rt: &Runtime) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// circuit breaker named by an expression: one breaker per value, looked up at each call
+
+#[circuit_breaker(name = "bench.breaker.static_name")]
+async fn ours_breaker_static_name(x: u64) -> BenchResult {
+    body(x).await
+}
+
+#[circuit_breaker(name = region)]
+async fn ours_breaker_named_by(region: &'static str, x: u64) -> BenchResult {
+    body(x).await
+}
+
+fn breaker_named_by_group(c: &mut Criterion, rt: &Runtime) {
+    let mut g = c.benchmark_group("breaker/named_by");
+    bench(&mut g, rt, "floor", body);
+    bench(&mut g, rt, "ours, name = \"...\"", ours_breaker_static_name);
+    bench(&mut g, rt, "ours, name = region (one region)", |x| {
+        ours_breaker_named_by("bench.breaker.region.eu", x)
+    });
+    let regions = [
+        "bench.breaker.region.a",
+        "bench.breaker.region.b",
+        "bench.breaker.region.c",
+    ];
+    let mut i = 0;
+    bench(
+        &mut g,
+        rt,
+        "ours, name = region (three regions in turn)",
+        move |x| {
+            i = (i + 1) % regions.len();
+            ours_breaker_named_by(regions[i], x)
+        },
+    );
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
 // rate limit, a permit free
 
 // One permit a nanosecond with a burst of a billion: no call ever waits for one.
@@ -772,6 +810,7 @@ fn all(c: &mut Criterion) {
     metrics_group(c, &rt);
     retry_budget_group(c, &rt);
     breaker_rate_group(c, &rt);
+    breaker_named_by_group(c, &rt);
     rate_limit_group(c, &rt);
     bulkhead_group(c, &rt);
 }

@@ -339,6 +339,11 @@ pub(crate) fn choice<T: Copy>(
 }
 
 /// A non-empty string literal.
+/// Whether `expr` is a literal (possibly negated).
+pub(crate) fn is_literal(expr: &Expr) -> bool {
+    literal(expr).is_some()
+}
+
 pub(crate) fn name(key: &str, expr: &Expr) -> syn::Result<String> {
     match literal(expr) {
         Some((Lit::Str(text), false)) if !text.value().trim().is_empty() => Ok(text.value()),

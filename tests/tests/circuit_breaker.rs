@@ -1154,3 +1154,90 @@ proptest! {
         prop_assert_eq!(actual, expected);
     }
 }
+
+// --- `name = EXPR`: one breaker per value (per region, per host), looked up at each call ---
+
+struct RegionClient {
+    region: String,
+    runs: Runs,
+}
+
+impl RegionClient {
+    #[circuit_breaker(name = self.region, failure_threshold = 2, cooldown = 30)]
+    async fn ask(&self, fail: bool) -> Result<u32, AppError> {
+        self.runs.bump();
+        if fail {
+            Err(AppError::Status(503))
+        } else {
+            Ok(1)
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_name_expression_gives_each_value_its_own_breaker() {
+    let eu = RegionClient {
+        region: "cb.region.eu".into(),
+        runs: Runs::new(),
+    };
+    let us = RegionClient {
+        region: "cb.region.us".into(),
+        runs: Runs::new(),
+    };
+    let eu_again = RegionClient {
+        region: "cb.region.eu".into(),
+        runs: Runs::new(),
+    };
+    for _ in 0..2 {
+        assert!(eu.ask(true).await.is_err());
+    }
+    // eu is open, for every client of that region; us is not.
+    assert!(eu.ask(false).await.unwrap_err().is_circuit_open());
+    assert!(eu_again.ask(false).await.unwrap_err().is_circuit_open());
+    assert_eq!(us.ask(false).await.unwrap(), 1);
+    assert_eq!(
+        (eu.runs.get(), eu_again.runs.get(), us.runs.get()),
+        (2, 0, 1)
+    );
+    assert_eq!(
+        registry()
+            .circuit_breaker("cb.region.eu")
+            .map(|b| b.state()),
+        Some(CircuitState::Open)
+    );
+    assert_eq!(
+        registry()
+            .circuit_breaker("cb.region.us")
+            .map(|b| b.state()),
+        Some(CircuitState::Closed)
+    );
+    // After the cooldown, eu's trial runs and closes it.
+    advance(secs(30)).await;
+    assert_eq!(eu.ask(false).await.unwrap(), 1);
+}
+
+#[circuit_breaker(name = format!("cb.host.{host}"))]
+async fn per_host(host: u32) -> Result<u32, AppError> {
+    Ok(host)
+}
+
+#[tokio::test]
+async fn name_expressions_keep_a_bounded_number_of_breakers_alive() {
+    for host in 0..3_000 {
+        assert_eq!(per_host(host).await.unwrap(), host);
+    }
+    let alive = registry()
+        .snapshot()
+        .policies()
+        .iter()
+        .filter(|p| p.name.starts_with("cb.host."))
+        .count();
+    // The layer keeps the 1 024 names used last (moka may hold a few more until it next evicts);
+    // the others are dropped from the registry with their last handle.
+    assert!((1_000..=1_300).contains(&alive), "{alive} breakers alive");
+    // A name used lately is still the same breaker: its calls add up.
+    per_host(2_999).await.unwrap();
+    let last = registry().snapshot();
+    let breaker = last.get(reliability::PolicyKind::CircuitBreaker, "cb.host.2999");
+    assert_eq!(breaker.unwrap().calls, 2);
+}

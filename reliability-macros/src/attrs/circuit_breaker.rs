@@ -2,7 +2,8 @@
 //! (the default) or a failure rate over a window (chosen by any of its options).
 
 use proc_macro2::{Literal, TokenStream};
-use quote::quote;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{Expr, Lit};
 
 use super::option;
@@ -116,6 +117,8 @@ const RATE_OPTIONS: [&str; 5] = [
 
 pub(crate) struct Config {
     name: Option<String>,
+    /// `name = EXPR` (not a string literal): one breaker per value, looked up at each call.
+    name_expr: Option<Expr>,
     success_threshold: u32,
     cooldown: u64,
     when: Option<Expr>,
@@ -180,9 +183,15 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
             failure_threshold: DEFAULT_FAILURE_THRESHOLD,
         },
         shared: opts.flag("shared"),
+        name_expr: None,
     };
     if let Some(expr) = opts.get("name") {
-        config.name = errors.value(options::name("name", expr));
+        if options::is_literal(expr) {
+            config.name = errors.value(options::name("name", expr));
+        } else {
+            // `name = self.region`, `name = format!("llm-{host}")`: evaluated at each call.
+            config.name_expr = Some(expr.clone());
+        }
     }
     if let Some(expr) = opts.get("success_threshold")
         && let Some(value) = errors.value(options::integer_u32("success_threshold", expr))
@@ -323,6 +332,20 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> To
     let when = cx.predicate("__reliability_breaker_when", config.when.as_ref());
     let convert = cx.convert();
     let (ctx, site) = (&cx.names.ctx, &cx.names.site);
+    let breaker = match &config.name_expr {
+        None => quote!(__RELIABILITY_BREAKER.get(&#site)),
+        Some(expr) => {
+            if let Some(error) = forgotten_quotes(expr, cx) {
+                return error.to_compile_error();
+            }
+            let local = cx.local("__reliability_breaker");
+            let name =
+                quote_spanned!(expr.span()=> ::core::convert::AsRef::<str>::as_ref(&(#expr)));
+            cx.lets
+                .push(quote!(let #local = __RELIABILITY_BREAKER.named_by(&#site, #name);));
+            quote!(&#local)
+        }
+    };
     let call = if config.shared {
         cx.lets
             .push(quote!(::reliability::__private::needs_redis::<()>();));
@@ -330,5 +353,25 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> To
     } else {
         quote!(circuit_breaker)
     };
-    quote!(::reliability::__private::#call(__RELIABILITY_BREAKER.get(&#site), &#site, &#ctx, #when, #convert, #below))
+    quote!(::reliability::__private::#call(#breaker, &#site, &#ctx, #when, #convert, #below))
+}
+
+/// `name = gpt4` where `gpt4` is no argument of the function, nor a constant's name (upper case):
+/// most likely a name whose quotes were forgotten, not an expression.
+fn forgotten_quotes(expr: &Expr, cx: &Cx<'_>) -> Option<syn::Error> {
+    let Expr::Path(path) = expr else {
+        return None;
+    };
+    let ident = path.path.get_ident()?;
+    let text = ident.to_string();
+    let argument = cx.function.args.iter().any(|arg| arg.binding == *ident);
+    if argument || path.qself.is_some() || text.chars().all(|c| !c.is_lowercase()) {
+        return None;
+    }
+    Some(syn::Error::new_spanned(
+        expr,
+        format!(
+            "`name` takes a string literal, e.g. `name = \"{text}\"`, or an expression over the arguments evaluated at each call (`name = self.region`); `{text}` is not an argument of this function"
+        ),
+    ))
 }

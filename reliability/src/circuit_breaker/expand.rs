@@ -5,6 +5,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -19,7 +20,14 @@ pub struct BreakerSlot {
     name: Option<&'static str>,
     config: BreakerConfig,
     slot: Slot<CircuitBreaker>,
+    /// With `name = EXPR`: the breakers of the names seen lately, kept alive here (the registry
+    /// holds them weakly), at most 1 024 of them.
+    named_by: OnceLock<moka::sync::Cache<Arc<str>, CircuitBreaker, foldhash::fast::RandomState>>,
 }
+
+/// The breakers a `name = EXPR` layer keeps alive: the names used least recently beyond this many
+/// are let go (their state is lost once no call holds them).
+pub(crate) const NAMED_BY_CAPACITY: u64 = 1_024;
 
 /// The consecutive rule's settings, checked by the macro.
 pub const fn consecutive_breaker(
@@ -60,6 +68,7 @@ impl BreakerSlot {
             name: None,
             config,
             slot: Slot::new(),
+            named_by: OnceLock::new(),
         }
     }
 
@@ -81,12 +90,34 @@ impl BreakerSlot {
         self.slot.get(instance, |_| true, || self.make(site))
     }
 
+    /// With `name = EXPR`: the breaker registered as `name`, one per name (made on its first call,
+    /// kept while it is among the 1 024 names used most recently).
+    #[inline]
+    pub fn named_by(&self, site: &Site, name: &str) -> CircuitBreaker {
+        let breakers = self.named_by.get_or_init(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(NAMED_BY_CAPACITY)
+                .build_with_hasher(foldhash::fast::RandomState::default())
+        });
+        if let Some(breaker) = breakers.get(name) {
+            return breaker;
+        }
+        let breaker = self.make_named(site, name.to_owned());
+        breakers.insert(name.into(), breaker.clone());
+        breaker
+    }
+
     #[cold]
     fn make(&self, site: &Site) -> CircuitBreaker {
         let name = match self.name {
             Some(name) => name.to_owned(),
             None => site.name(),
         };
+        self.make_named(site, name)
+    }
+
+    #[cold]
+    fn make_named(&self, site: &Site, name: String) -> CircuitBreaker {
         let (breaker, created) = CircuitBreaker::shared(&name, self.config);
         if !created && breaker.config() != self.config {
             tracing::warn!(
