@@ -130,6 +130,10 @@ pub(crate) fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Opt
                     ));
                     continue;
                 }
+                if let Some(error) = by_value_closure(&key, &nv.value) {
+                    errors.push(error);
+                    continue;
+                }
                 options.values.push((key, nv.value));
             }
             Meta::Path(path)
@@ -188,6 +192,33 @@ pub(crate) fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Opt
         }
     }
     options
+}
+
+/// `when = |e: MyError| ...`: the predicates (`when`, `retry_after`) take the error by reference.
+/// Said once, here, instead of the compiler's mismatches at every use of the closure.
+fn by_value_closure(key: &Ident, value: &Expr) -> Option<syn::Error> {
+    if key != "when" && key != "retry_after" {
+        return None;
+    }
+    let Expr::Closure(closure) = value else {
+        return None;
+    };
+    let Some(syn::Pat::Type(arg)) = closure.inputs.first() else {
+        return None;
+    };
+    if matches!(*arg.ty, syn::Type::Reference(_) | syn::Type::Infer(_)) {
+        return None;
+    }
+    let ty = &arg.ty;
+    let pat = &arg.pat;
+    Some(syn::Error::new_spanned(
+        arg,
+        format!(
+            "`{key}` takes the error by reference, `&E`: write `|{}: &{}| ...`",
+            quote::quote!(#pat),
+            quote::quote!(#ty)
+        ),
+    ))
 }
 
 fn unknown_option(kind: Kind, key: &Ident) -> syn::Error {

@@ -117,15 +117,17 @@ pub fn clone_arg<T: CloneArg>(arg: &T) -> T {
     arg.clone()
 }
 
-/// Types a `when = ...` predicate against the error type.
+/// Types a `when = ...` predicate against the error type. It returns an opaque `Fn(&E) -> bool`
+/// so that a predicate of the wrong shape (the error taken by value) is reported here, once, and
+/// not again at every use inside the policy.
 #[inline(always)]
-pub fn predicate<E, P: Fn(&E) -> bool>(p: P) -> P {
+pub fn predicate<E, P: Fn(&E) -> bool>(p: P) -> impl Fn(&E) -> bool {
     p
 }
 
-/// Types a `retry_after = ...` function against the error type.
+/// Types a `retry_after = ...` function against the error type (opaque, like [`predicate`]).
 #[inline(always)]
-pub fn retry_after_fn<E, A: Fn(&E) -> Option<Duration>>(a: A) -> A {
+pub fn retry_after_fn<E, A: Fn(&E) -> Option<Duration>>(a: A) -> impl Fn(&E) -> Option<Duration> {
     a
 }
 
