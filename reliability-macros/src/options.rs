@@ -90,10 +90,17 @@ pub(crate) fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Opt
         paths: Vec::new(),
         rejected: false,
     };
+    let tokens_for_hint = tokens.clone();
     let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens) {
         Ok(metas) => metas,
         Err(error) => {
             options.rejected = true;
+            if kind == Kind::Fallback
+                && let Some(method) = self_method(tokens_for_hint.clone())
+            {
+                errors.push(method);
+                return options;
+            }
             errors.push(syn::Error::new(
                 error.span(),
                 format!("{error}; `#[{kind}]` takes options written `name = value`, separated by commas{}", kind.options_hint()),
@@ -192,6 +199,25 @@ pub(crate) fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Opt
         }
     }
     options
+}
+
+/// `#[fallback(self.cheap)]` (as the compiler's help for a free function suggests): a method's
+/// fallback is written `Self::cheap`, and is called with the same receiver.
+fn self_method(tokens: TokenStream) -> Option<syn::Error> {
+    use proc_macro2::TokenTree;
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    tokens.windows(3).find_map(|w| match w {
+        [TokenTree::Ident(this), TokenTree::Punct(dot), TokenTree::Ident(method)]
+            if this == "self" && dot.as_char() == '.' =>
+        {
+            let span = this.span().join(method.span()).unwrap_or_else(|| this.span());
+            Some(syn::Error::new(
+                span,
+                format!("a method's fallback is written `Self::{method}`, not `self.{method}`: it is called with the same receiver and arguments"),
+            ))
+        }
+        _ => None,
+    })
 }
 
 /// `when = |e: MyError| ...`: the predicates (`when`, `retry_after`) take the error by reference.
