@@ -53,7 +53,10 @@ async fn full_stack(x: u64) -> Result<u64, AppError> {
     body(x).await
 }
 
-/// Heap allocations made by `calls` calls of `f`, after ten calls to warm it up.
+/// Heap allocations made by `calls` calls of `f`, after ten calls to warm it up: the fewest of
+/// three rounds. The allocator counts the whole process, and on a loaded machine the test
+/// harness's own threads have been seen to allocate a few times during a round; an allocation per
+/// call shows in every round (at least `calls` of them), such noise not.
 async fn allocations<F, Fut>(calls: u64, mut f: F) -> usize
 where
     F: FnMut(u64) -> Fut,
@@ -62,12 +65,16 @@ where
     for x in 0..10 {
         assert_eq!(f(x).await.ok(), Some(x + 1), "the happy path must succeed");
     }
-    let region = Region::new(GLOBAL);
-    for x in 0..calls {
-        std::hint::black_box(f(x).await).ok();
+    let mut fewest = usize::MAX;
+    for _ in 0..3 {
+        let region = Region::new(GLOBAL);
+        for x in 0..calls {
+            std::hint::black_box(f(x).await).ok();
+        }
+        let change = region.change();
+        fewest = fewest.min(change.allocations + change.reallocations);
     }
-    let change = region.change();
-    change.allocations + change.reallocations
+    fewest
 }
 
 #[test]
