@@ -96,7 +96,7 @@ pub(crate) fn parse(kind: Kind, tokens: TokenStream, errors: &mut Errors) -> Opt
         Err(error) => {
             options.rejected = true;
             if kind == Kind::Fallback
-                && let Some(method) = self_method(tokens_for_hint.clone())
+                && let Some(method) = self_method(tokens_for_hint)
             {
                 errors.push(method);
                 return options;

@@ -369,10 +369,7 @@ impl CircuitBreaker {
             Err(rejection) => return Err(E::from(rejection)),
         };
         let out = fut.await;
-        match &out {
-            Err(e) if counts(e) => permit.failure(),
-            _ => permit.success(),
-        }
+        permit.settle(&out, counts);
         out
     }
 
@@ -704,6 +701,16 @@ pub(crate) struct Permit<'a> {
 }
 
 impl Permit<'_> {
+    /// Records how the call ended: an `Err` for which `counts` is true is a failure, anything else
+    /// a success.
+    #[inline]
+    pub(crate) fn settle<T, E>(self, out: &Result<T, E>, counts: impl Fn(&E) -> bool) {
+        match out {
+            Err(e) if counts(e) => self.failure(),
+            _ => self.success(),
+        }
+    }
+
     #[inline]
     pub(crate) fn success(mut self) {
         let inner = self.inner;

@@ -209,8 +209,7 @@ where
         if let Some(permit) = this.permit.take() {
             match &out {
                 Err(_) if this.ctx.shed.load(Ordering::Relaxed) => drop(permit),
-                Err(e) if (this.counts)(e) => permit.failure(),
-                _ => permit.success(),
+                _ => permit.settle(&out, *this.counts),
             }
         }
         Poll::Ready(out)

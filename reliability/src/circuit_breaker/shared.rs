@@ -457,10 +457,7 @@ impl SharedBreaker {
             Err(rejection) => return Err(E::from(rejection)),
         };
         let out = fut.await;
-        match &out {
-            Err(e) if counts(e) => permit.failure(),
-            _ => permit.success(),
-        }
+        permit.settle(&out, counts);
         out
     }
 }
