@@ -364,38 +364,48 @@ impl CircuitBreaker {
         E: From<Error>,
         P: Fn(&E) -> bool,
     {
-        let permit = match self.acquire(1) {
+        let mut permit = match self.acquire(1) {
             Ok(permit) => permit,
             Err(rejection) => return Err(E::from(rejection)),
         };
         let out = fut.await;
-        permit.settle(&out, counts);
+        permit.settle(&out, counts, &Caller::anonymous(1));
         out
     }
 
     /// Asks to run one call. `Err` is the rejection; the permit records the outcome, and when dropped
     /// unrecorded (cancellation, panic) counts as neither success nor failure.
     pub(crate) fn acquire(&self, attempt: u32) -> Result<Permit<'_>, Error> {
-        self.acquire_for(Caller {
-            function: None,
-            attempt,
-        })
+        self.acquire_for(&Caller::anonymous(attempt))
     }
 
     /// [`acquire`](Self::acquire) for a function's stack, whose name goes into the events.
     #[inline]
-    pub(crate) fn acquire_for<'a>(&'a self, caller: Caller<'a>) -> Result<Permit<'a>, Error> {
+    pub(crate) fn acquire_for(&self, caller: &Caller<'_>) -> Result<Permit<'_>, Error> {
         let inner = &*self.inner;
         inner.stats.add(Field::Calls);
-        match inner.admit(&caller) {
-            Ok(admitted) => Ok(Permit {
-                inner,
-                started: if inner.timed { inner.clock.now() } else { 0 },
-                admitted,
-                caller,
-                timer: Timer::start(),
-            }),
-            Err(retry_after) => Err(self.reject(&caller, retry_after)),
+        match inner.admit(caller) {
+            Ok(admitted) => Ok(inner.permit(admitted)),
+            Err(retry_after) => Err(self.reject(caller, retry_after)),
+        }
+    }
+
+    /// [`acquire_for`](Self::acquire_for), leaving the permit in `slot`: written where it will be
+    /// kept (a future's field), not built aside and copied there.
+    #[inline]
+    pub(crate) fn acquire_into<'a>(
+        &'a self,
+        caller: &Caller<'_>,
+        slot: &mut Option<Permit<'a>>,
+    ) -> Result<(), Error> {
+        let inner = &*self.inner;
+        inner.stats.add(Field::Calls);
+        match inner.admit(caller) {
+            Ok(admitted) => {
+                *slot = Some(inner.permit(admitted));
+                Ok(())
+            }
+            Err(retry_after) => Err(self.reject(caller, retry_after)),
         }
     }
 
@@ -479,12 +489,23 @@ impl Inner {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The permit of a call admitted as `admitted`.
+    #[inline]
+    fn permit(&self, admitted: Admitted) -> Permit<'_> {
+        Permit {
+            inner: self,
+            started: if self.timed { self.clock.now() } else { 0 },
+            admitted,
+            timer: Timer::start(),
+        }
+    }
+
     /// What the breaker admitted, or `Err(retry_after)` for a rejection.
     #[inline]
     fn admit(&self, caller: &Caller<'_>) -> Result<Admitted, Duration> {
         let word = self.state.load(Ordering::Acquire);
         if word & STATE_MASK == CLOSED {
-            return Ok(Admitted::Call(word >> STATE_BITS));
+            return Ok(Admitted::call(word >> STATE_BITS));
         }
         self.admit_slow(word & STATE_MASK, caller)
     }
@@ -505,8 +526,8 @@ impl Inner {
         self.moved(&core, moved, caller);
         drop(core);
         match admission {
-            Admission::Call(generation) => Ok(Admitted::Call(generation)),
-            Admission::Trial(generation) => Ok(Admitted::Trial(generation)),
+            Admission::Call(generation) => Ok(Admitted::call(generation)),
+            Admission::Trial(generation) => Ok(Admitted::trial(generation)),
             Admission::Reject(retry_after) => Err(Duration::from_nanos(retry_after)),
         }
     }
@@ -578,23 +599,46 @@ impl Inner {
     /// Rate rule: records the outcome of a closed-state call of `generation`. `now`: the clock
     /// when the outcome arrived, if read already.
     fn record(&self, generation: u64, outcome: Outcome, now: Option<u64>, caller: &Caller<'_>) {
-        if let Some(count) = &self.count {
-            // Lock-free; the lock only to open.
-            let Recorded::Counted {
-                window: Some(counts),
-                ..
-            } = count.record(generation, outcome)
-            else {
-                return;
-            };
-            if trips(&self.config.rule, counts) {
-                let now = now.unwrap_or_else(|| self.clock.now());
-                let mut core = self.lock();
-                let moved = core.window_tripped(&self.config, generation, now);
-                self.moved(&core, moved, caller);
-            }
+        let Some(count) = &self.count else {
+            return self.record_in_time(generation, outcome, now, caller);
+        };
+        // Lock-free; the lock only to open.
+        let Recorded::Counted {
+            window: Some(counts),
+            full,
+            ..
+        } = count.record(generation, outcome)
+        else {
             return;
+        };
+        // A call that neither failed nor was slow cannot open a window that was full before it:
+        // the window holds no more failures or slow calls than it did before, on which the call
+        // before decided.
+        let can_open = outcome.failed || outcome.slow || !full;
+        if can_open && trips(&self.config.rule, counts) {
+            self.window_tripped(generation, now, caller);
         }
+    }
+
+    /// Rate rule with a count window: the window of a call of `generation` says to open.
+    #[cold]
+    #[inline(never)]
+    fn window_tripped(&self, generation: u64, now: Option<u64>, caller: &Caller<'_>) {
+        let now = now.unwrap_or_else(|| self.clock.now());
+        let mut core = self.lock();
+        let moved = core.window_tripped(&self.config, generation, now);
+        self.moved(&core, moved, caller);
+    }
+
+    /// Rate rule with a time window (in the core, under the lock): [`record`](Self::record).
+    #[inline(never)]
+    fn record_in_time(
+        &self,
+        generation: u64,
+        outcome: Outcome,
+        now: Option<u64>,
+        caller: &Caller<'_>,
+    ) {
         let now = now.unwrap_or_else(|| self.clock.now());
         let mut core = self.lock();
         let moved = core.record(&self.config, generation, outcome, now);
@@ -678,15 +722,46 @@ impl std::fmt::Display for Caller<'_> {
     }
 }
 
-/// What a permit was admitted as, with the generation it was admitted in.
+impl Caller<'_> {
+    /// A call made through the breaker's own methods, not a function's stack.
+    pub(crate) const fn anonymous(attempt: u32) -> Self {
+        Caller {
+            function: None,
+            attempt,
+        }
+    }
+}
+
+/// What a permit was admitted as, with the generation it was admitted in, in one word: the
+/// generation (below 2^63: a breaker does not move 2^63 times), the top bit for a trial, all ones
+/// once the outcome is recorded. One word, so that a permit is small to keep in a future.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Admitted {
-    /// Closed: an ordinary call.
-    Call(u64),
-    /// Half-open: a trial, holding a slot.
-    Trial(u64),
+struct Admitted(u64);
+
+impl Admitted {
+    const TRIAL: u64 = 1 << 63;
     /// The outcome was recorded.
-    Ended,
+    const ENDED: Admitted = Admitted(u64::MAX);
+
+    /// Closed: an ordinary call.
+    fn call(generation: u64) -> Self {
+        Admitted(generation & !Self::TRIAL)
+    }
+
+    /// Half-open: a trial, holding a slot.
+    fn trial(generation: u64) -> Self {
+        Admitted(generation | Self::TRIAL)
+    }
+
+    /// The generation of an ordinary call.
+    fn as_call(self) -> Option<u64> {
+        (self.0 & Self::TRIAL == 0).then_some(self.0)
+    }
+
+    /// The generation of a trial.
+    fn as_trial(self) -> Option<u64> {
+        (self != Self::ENDED && self.0 & Self::TRIAL != 0).then_some(self.0 & !Self::TRIAL)
+    }
 }
 
 /// Leave to run one call through a [`CircuitBreaker`].
@@ -695,70 +770,79 @@ pub(crate) struct Permit<'a> {
     admitted: Admitted,
     /// The clock at admission, when slow calls are measured.
     started: u64,
-    caller: Caller<'a>,
     /// The call's duration, for the `metrics` facade.
     timer: Timer,
 }
 
 impl Permit<'_> {
     /// Records how the call ended: an `Err` for which `counts` is true is a failure, anything else
-    /// a success.
+    /// a success. `caller` names the call in the events of a transition.
+    ///
+    /// Takes the permit by reference: it is settled where it lies (in the caller's future), not
+    /// moved into a call first (copying it costs more than recording the outcome).
     #[inline]
-    pub(crate) fn settle<T, E>(self, out: &Result<T, E>, counts: impl Fn(&E) -> bool) {
+    pub(crate) fn settle<T, E>(
+        &mut self,
+        out: &Result<T, E>,
+        counts: impl Fn(&E) -> bool,
+        caller: &Caller<'_>,
+    ) {
         match out {
-            Err(e) if counts(e) => self.failure(),
-            _ => self.success(),
+            Err(e) if counts(e) => self.failure(caller),
+            _ => self.success(caller),
         }
     }
 
     #[inline]
-    pub(crate) fn success(mut self) {
+    pub(crate) fn success(&mut self, caller: &Caller<'_>) {
         let inner = self.inner;
         inner.stats.add(Field::Successes);
-        self.timer.stop(&inner.stats);
-        let admitted = std::mem::replace(&mut self.admitted, Admitted::Ended);
+        std::mem::take(&mut self.timer).stop(&inner.stats);
+        let admitted = std::mem::replace(&mut self.admitted, Admitted::ENDED);
         if !inner.timed
-            && let Admitted::Call(generation) = admitted
+            && let Some(generation) = admitted.as_call()
             && let TripRule::Consecutive { .. } = inner.config.rule
         {
             inner.consecutive_success(generation);
             return;
         }
-        self.end(admitted, false);
+        self.end(admitted, false, caller);
     }
 
-    pub(crate) fn failure(mut self) {
+    pub(crate) fn failure(&mut self, caller: &Caller<'_>) {
         let inner = self.inner;
         inner.stats.add(Field::Failures);
-        self.timer.stop(&inner.stats);
-        let admitted = std::mem::replace(&mut self.admitted, Admitted::Ended);
-        self.end(admitted, true);
+        std::mem::take(&mut self.timer).stop(&inner.stats);
+        let admitted = std::mem::replace(&mut self.admitted, Admitted::ENDED);
+        self.end(admitted, true, caller);
     }
 
     /// Records an outcome other than a consecutive-rule success.
-    fn end(&self, admitted: Admitted, failed: bool) {
+    fn end(&self, admitted: Admitted, failed: bool, caller: &Caller<'_>) {
         let inner = self.inner;
-        let generation = match admitted {
-            Admitted::Call(generation) | Admitted::Trial(generation) => generation,
-            Admitted::Ended => return,
-        };
-        if let (Admitted::Call(_), TripRule::Consecutive { .. }) = (admitted, inner.config.rule) {
+        if let (Some(generation), TripRule::Consecutive { .. }) =
+            (admitted.as_call(), inner.config.rule)
+        {
             if failed {
-                inner.consecutive_failure(generation, &self.caller);
+                inner.consecutive_failure(generation, caller);
             } else {
                 inner.consecutive_success(generation);
             }
             return;
         }
+        let (generation, trial) = match (admitted.as_call(), admitted.as_trial()) {
+            (Some(generation), _) => (generation, false),
+            (None, Some(generation)) => (generation, true),
+            (None, None) => return,
+        };
         // A closed call reads the clock only to time itself; the window asks for it if it needs it.
-        let trial = matches!(admitted, Admitted::Trial(_));
         let now = (inner.timed || trial).then(|| inner.clock.now());
         let slow = inner.timed && now.is_some_and(|now| inner.slow(self.started, now));
         if slow {
             inner.stats.add(Field::SlowCalls);
         }
         if !trial {
-            inner.record(generation, Outcome { failed, slow }, now, &self.caller);
+            inner.record(generation, Outcome { failed, slow }, now, caller);
             return;
         }
         let now = now.unwrap_or_default();
@@ -768,19 +852,19 @@ impl Permit<'_> {
         } else {
             core.trial_succeeded(&inner.config, generation)
         };
-        inner.moved(&core, moved, &self.caller);
+        inner.moved(&core, moved, caller);
     }
 
     /// Whether this is a half-open trial.
     #[cfg(all(test, reliability_loom))]
     fn is_trial(&self) -> bool {
-        matches!(self.admitted, Admitted::Trial(_))
+        self.admitted.as_trial().is_some()
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        if let Admitted::Trial(generation) = self.admitted {
+        if let Some(generation) = self.admitted.as_trial() {
             self.inner.lock().trial_abandoned(generation);
         }
     }

@@ -217,10 +217,12 @@ pub(crate) fn trips(rule: &TripRule, counts: Counts) -> bool {
             slow_call_rate,
             ..
         } => {
-            let calls = counts.calls as f64;
+            // Through `i64`: one instruction to convert, where `u64` takes a sequence (counts
+            // never reach 2^63).
+            let calls = counts.calls as i64 as f64;
             counts.calls >= u64::from(min_calls.max(1))
-                && (counts.failures as f64 >= failure_rate * calls
-                    || counts.slow as f64 >= slow_call_rate * calls)
+                && (counts.failures as i64 as f64 >= failure_rate * calls
+                    || counts.slow as i64 as f64 >= slow_call_rate * calls)
         }
         TripRule::Consecutive { .. } => false,
     }

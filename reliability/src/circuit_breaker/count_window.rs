@@ -4,16 +4,17 @@
 //! in this period and the cumulative counts of failures and slow calls, and each call leaves in
 //! the ring the cumulative counts just after it. The window of the last N calls is then the head's
 //! counts minus the ones the ring holds for the call N places earlier. A call is recorded with one
-//! compare-exchange of `head` (which orders all calls of the period, exactly), one load and one
-//! compare-exchange of a ring slot; nothing is allocated and no lock is taken.
+//! compare-exchange of `head` (which orders all calls of the period, exactly), two loads and one
+//! plain store to the ring; nothing is allocated, no lock is taken, and the ring's length is a
+//! power of two, so no call divides.
 //!
 //! Every word carries the period's tag (the low bits of the breaker's generation): a call of an
 //! earlier period fails the compare-exchange of `head` and is not counted, and a transition starts
 //! a new period by swapping `head` (under the breaker's lock), without touching the ring.
 //!
 //! When the call N places earlier has not yet left its counts in the ring (more than N outcomes
-//! were being recorded at once), a call is counted but cannot see its window: it makes no decision,
-//! and the next one does.
+//! were being recorded at once, or a slow store overwrote them), a call is counted but cannot see
+//! its window: it makes no decision, and the next one does.
 
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
@@ -63,19 +64,25 @@ fn pack(tag: u64, flag: bool, seq: u64, failures: u16, slow: u16) -> u64 {
 pub(crate) enum Recorded {
     /// The outcome belongs to an earlier period: not counted.
     Stale,
-    /// Counted as call `seq` of the period (modulo the ring's cycle); `window` is what the window
-    /// held just after it, when known.
-    Counted { seq: u64, window: Option<Counts> },
+    /// Counted as call `seq` of the period (modulo `2^20`); `window` is what the window
+    /// held just after it, when known; `full`: the window held N calls already before it.
+    Counted {
+        seq: u64,
+        window: Option<Counts>,
+        full: bool,
+    },
 }
 
 /// The last `size` calls of the current period.
 pub(crate) struct CountWindow {
     size: u64,
-    /// `seq` counts modulo this multiple of the ring's length.
-    cycle: u64,
+    /// The ring's length minus one: the length is the power of two at or above `2 × size`, so
+    /// that a slot's index is a mask of `seq` (which counts modulo `2^20`, a multiple of it), and
+    /// no call divides.
+    mask: u64,
     head: AtomicU64,
-    /// `2 × size` slots: the counts after call `seq` stay until call `seq + 2 × size` replaces
-    /// them, so the call `size` places later, and a reader at rest, find them.
+    /// At least `2 × size` slots: the counts after call `seq` stay until call `seq + mask + 1`
+    /// replaces them, so the call `size` places later, and a reader at rest, find them.
     ring: Box<[AtomicU64]>,
 }
 
@@ -83,10 +90,10 @@ impl CountWindow {
     /// A window of the last `size` calls (1 to [`MAX_CALLS`]), in period `generation`.
     pub(crate) fn new(size: u32, generation: u64) -> Self {
         let size = u64::from(size.clamp(1, MAX_CALLS));
-        let slots = 2 * size;
+        let slots = (2 * size).next_power_of_two();
         CountWindow {
             size,
-            cycle: slots * ((1 << SEQ_BITS) / slots),
+            mask: slots - 1,
             head: AtomicU64::new(pack(generation, false, 0, 0, 0)),
             ring: (0..slots).map(|_| AtomicU64::new(0)).collect(),
         }
@@ -112,7 +119,7 @@ impl CountWindow {
             let after = pack(
                 tag,
                 full || seq + 1 >= self.size,
-                (seq + 1) % self.cycle,
+                (seq + 1) & SEQ_MASK,
                 failures(word).wrapping_add(u16::from(outcome.failed)),
                 slow(word).wrapping_add(u16::from(outcome.slow)),
             );
@@ -125,7 +132,7 @@ impl CountWindow {
             }
         };
         let window = if full {
-            self.since(tag, (seq + self.cycle - self.size) % self.cycle, after)
+            self.since(tag, seq.wrapping_sub(self.size) & SEQ_MASK, after)
         } else {
             // The period's first calls: the counts are since its start.
             Some(Counts {
@@ -135,13 +142,13 @@ impl CountWindow {
             })
         };
         self.leave(tag, seq, after);
-        Recorded::Counted { seq, window }
+        Recorded::Counted { seq, window, full }
     }
 
     /// The counts between the end of call `base` and `head` (a window of `size` calls), if the
     /// ring still holds the counts after `base`.
     fn since(&self, tag: u64, base: u64, head: u64) -> Option<Counts> {
-        let slot = self.ring[(base % (2 * self.size)) as usize].load(Acquire);
+        let slot = self.ring[(base & self.mask) as usize].load(Acquire);
         let found = slot & FLAG != 0 && self::tag(slot) == tag && self::seq(slot) == base;
         found.then(|| Counts {
             calls: self.size,
@@ -152,27 +159,27 @@ impl CountWindow {
 
     /// Leaves the counts after call `seq` in its slot, unless a later call is there already (this
     /// one was overtaken by a whole lap of the ring, or by a later period).
+    ///
+    /// A check and a plain store, not a compare-exchange: a locked instruction here cost as much
+    /// as the rest of the call. A later call that stores between the check and the store is
+    /// overwritten; the slot then holds an earlier call's counts, which a reader recognises by
+    /// their sequence number and does not use (the call that needed them makes no decision, as
+    /// when more than N outcomes are recorded at once). No reader is ever given wrong counts.
     fn leave(&self, tag: u64, seq: u64, after: u64) {
         let entry = pack(tag, true, seq, failures(after), slow(after));
-        let slot = &self.ring[(seq % (2 * self.size)) as usize];
-        let mut old = slot.load(Relaxed);
-        loop {
-            let later = old & FLAG != 0
-                && if self::tag(old) == tag {
-                    let ahead = (self::seq(old) + self.cycle - seq) % self.cycle;
-                    ahead != 0 && ahead < self.cycle / 2
-                } else {
-                    // Tags wrap too: a tag less than half the tag space ahead is a later period.
-                    let ahead = self::tag(old).wrapping_sub(tag) & TAG_MASK;
-                    ahead != 0 && ahead < TAG_MASK / 2
-                };
-            if later {
-                return;
-            }
-            match slot.compare_exchange_weak(old, entry, Release, Relaxed) {
-                Ok(_) => return,
-                Err(now) => old = now,
-            }
+        let slot = &self.ring[(seq & self.mask) as usize];
+        let old = slot.load(Relaxed);
+        let later = old & FLAG != 0
+            && if self::tag(old) == tag {
+                let ahead = self::seq(old).wrapping_sub(seq) & SEQ_MASK;
+                ahead != 0 && ahead < SEQ_MASK / 2
+            } else {
+                // Tags wrap too: a tag less than half the tag space ahead is a later period.
+                let ahead = self::tag(old).wrapping_sub(tag) & TAG_MASK;
+                ahead != 0 && ahead < TAG_MASK / 2
+            };
+        if !later {
+            slot.store(entry, Release);
         }
     }
 
@@ -190,7 +197,7 @@ impl CountWindow {
         }
         // The counts after the call before the window; at rest the ring holds them, unless the
         // window holds the period's first calls.
-        let base = (seq + 2 * self.cycle - 1 - self.size) % self.cycle;
+        let base = seq.wrapping_sub(1 + self.size) & SEQ_MASK;
         self.since(tag(head), base, head).unwrap_or_else(|| {
             assert_eq!(
                 seq, self.size,
@@ -212,7 +219,7 @@ impl Clone for CountWindow {
         let copy = |a: &AtomicU64| AtomicU64::new(a.load(Relaxed));
         CountWindow {
             size: self.size,
-            cycle: self.cycle,
+            mask: self.mask,
             head: copy(&self.head),
             ring: self.ring.iter().map(copy).collect(),
         }

@@ -263,13 +263,17 @@ fn end_call(
             }
             let count_window::Recorded::Counted {
                 window: Some(counts),
+                full,
                 ..
             } = recorded
             else {
                 panic!("{recorded:?}: one caller at a time always sees its window")
             };
             assert_eq!(counts, reference_counts(&next.reference));
-            let moved = if trips(&config.rule, counts) {
+            // As `Inner::record`: a call neither failed nor slow decides only while the window
+            // fills (the reference below checks that this skips no opening).
+            let can_open = failed || slow || !full;
+            let moved = if can_open && trips(&config.rule, counts) {
                 next.core.window_tripped(config, g, world.now)
             } else {
                 None

@@ -189,28 +189,25 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let caller = || Caller {
+            function: Some(*this.site),
+            attempt: this.ctx.attempt(),
+        };
         if !*this.asked {
             *this.asked = true;
-            let caller = Caller {
-                function: Some(*this.site),
-                attempt: this.ctx.attempt(),
-            };
-            match this.breaker.acquire_for(caller) {
-                Ok(permit) => *this.permit = Some(permit),
-                Err(rejection) => {
-                    this.ctx.rejected.store(true, Ordering::Relaxed);
-                    return Poll::Ready(Err((this.convert)(rejection)));
-                }
+            if let Err(rejection) = this.breaker.acquire_into(&caller(), this.permit) {
+                this.ctx.rejected.store(true, Ordering::Relaxed);
+                return Poll::Ready(Err((this.convert)(rejection)));
             }
         }
         let out = std::task::ready!(this.fut.poll(cx));
         // A permit dropped unrecorded (cancelled, or polled again) counts as neither; so does a
         // rejection by a rate limit or bulkhead below: load shedding, not a failure of the service.
-        if let Some(permit) = this.permit.take() {
-            match &out {
-                Err(_) if this.ctx.shed.load(Ordering::Relaxed) => drop(permit),
-                _ => permit.settle(&out, *this.counts),
+        if let Some(permit) = this.permit {
+            if !(out.is_err() && this.ctx.shed.load(Ordering::Relaxed)) {
+                permit.settle(&out, *this.counts, &caller());
             }
+            *this.permit = None;
         }
         Poll::Ready(out)
     }

@@ -53,7 +53,11 @@ fn with_config(config: BreakerConfig) -> CircuitBreaker {
 /// finds it half-open.
 fn to_half_open(breaker: &CircuitBreaker) {
     for _ in 0..breaker.config().failure_threshold().unwrap() {
-        breaker.acquire(1).ok().unwrap().failure();
+        breaker
+            .acquire(1)
+            .ok()
+            .unwrap()
+            .failure(&Caller::anonymous(1));
     }
     assert_eq!(breaker.state(), CircuitState::Open);
     breaker.inner.clock.advance(COOLDOWN);
@@ -62,7 +66,7 @@ fn to_half_open(breaker: &CircuitBreaker) {
 /// One call: acquire, then end as told. Counts the trial calls running at once in `running`
 /// and checks that it never goes above the threshold.
 fn call(breaker: &CircuitBreaker, running: &AtomicUsize, end: End) -> Seen {
-    let Ok(permit) = breaker.acquire(1) else {
+    let Ok(mut permit) = breaker.acquire(1) else {
         return Seen::Rejected;
     };
     let trial = permit.is_trial();
@@ -73,8 +77,8 @@ fn call(breaker: &CircuitBreaker, running: &AtomicUsize, end: End) -> Seen {
         running.fetch_sub(1, Ordering::SeqCst);
     }
     match end {
-        End::Succeed => permit.success(),
-        End::Fail => permit.failure(),
+        End::Succeed => permit.success(&Caller::anonymous(1)),
+        End::Fail => permit.failure(&Caller::anonymous(1)),
         End::Drop => drop(permit),
     }
     Seen::Ran(end)
@@ -305,11 +309,11 @@ fn loom_a_result_of_an_earlier_closed_period_is_ignored() {
                 let breaker = breaker.clone();
                 thread::spawn(move || {
                     // Rejected while isolated: nothing to count.
-                    let permit = breaker.acquire(1).ok()?;
-                    let Admitted::Call(generation) = permit.admitted else {
+                    let mut permit = breaker.acquire(1).ok()?;
+                    let Some(generation) = permit.admitted.as_call() else {
                         unreachable!("admitted while closed")
                     };
-                    permit.failure();
+                    permit.failure(&Caller::anonymous(1));
                     Some(generation)
                 })
             };
@@ -421,6 +425,7 @@ fn loom_the_count_window_is_exact_when_calls_overtake_each_other() {
             if let Recorded::Counted {
                 seq,
                 window: Some(counts),
+                ..
             } = *r
             {
                 assert_eq!(counts, expect(seq as usize), "{recorded:?}");
