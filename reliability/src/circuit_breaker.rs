@@ -26,7 +26,7 @@ mod window;
 pub use config::{BreakerConfig, CircuitBreakerBuilder, SlidingWindow, TripRule};
 
 use self::core::{Admission, Core, nanos, trips};
-use self::count_window::{CountWindow, Recorded};
+use self::count_window::CountWindow;
 use self::window::Outcome;
 
 const CLOSED: u64 = 0;
@@ -383,7 +383,6 @@ impl CircuitBreaker {
     #[inline]
     pub(crate) fn acquire_for(&self, caller: &Caller<'_>) -> Result<Permit<'_>, Error> {
         let inner = &*self.inner;
-        inner.stats.add(Field::Calls);
         match inner.admit(caller) {
             Ok(admitted) => Ok(inner.permit(admitted)),
             Err(retry_after) => Err(self.reject(caller, retry_after)),
@@ -399,7 +398,6 @@ impl CircuitBreaker {
         slot: &mut Option<Permit<'a>>,
     ) -> Result<(), Error> {
         let inner = &*self.inner;
-        inner.stats.add(Field::Calls);
         match inner.admit(caller) {
             Ok(admitted) => {
                 *slot = Some(inner.permit(admitted));
@@ -603,19 +601,9 @@ impl Inner {
             return self.record_in_time(generation, outcome, now, caller);
         };
         // Lock-free; the lock only to open.
-        let Recorded::Counted {
-            window: Some(counts),
-            full,
-            ..
-        } = count.record(generation, outcome)
-        else {
-            return;
-        };
-        // A call that neither failed nor was slow cannot open a window that was full before it:
-        // the window holds no more failures or slow calls than it did before, on which the call
-        // before decided.
-        let can_open = outcome.failed || outcome.slow || !full;
-        if can_open && trips(&self.config.rule, counts) {
+        if count.record_opens(generation, outcome, |counts| {
+            trips(&self.config.rule, counts)
+        }) {
             self.window_tripped(generation, now, caller);
         }
     }
@@ -864,6 +852,12 @@ impl Permit<'_> {
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
+        if self.admitted == Admitted::ENDED {
+            return;
+        }
+        // Dropped unrecorded (cancelled, panicked, or shed by a load layer below): counted only
+        // so that the breaker's `calls` (the sum of the ways a call ends) includes it.
+        self.inner.stats.add(Field::Cancelled);
         if let Some(generation) = self.admitted.as_trial() {
             self.inner.lock().trial_abandoned(generation);
         }

@@ -42,6 +42,12 @@ impl<T: Send + Sync + 'static> Slot<T> {
     }
 
     /// The policy of `instance` for which `fits` holds, made by `make` on first use.
+    /// The first policy made, whichever instance it was made for.
+    #[inline]
+    pub(crate) fn first(&self) -> Option<&'static T> {
+        self.first.get().map(|(_, policy)| *policy)
+    }
+
     #[inline]
     pub(crate) fn get(
         &self,

@@ -109,8 +109,9 @@ pub struct PolicyStats {
     pub kind: PolicyKind,
     /// Its registry name.
     pub name: String,
-    /// Calls that reached the policy. Retry, timeout and hedge count a call when it ends (cancelled calls
-    /// included), so a call still running is not in their `calls` yet.
+    /// Calls that reached the policy. Retry, timeout, hedge and circuit breaker count a call when
+    /// it ends (cancelled calls, and a breaker's rejections, included), so a call still running is
+    /// not in their `calls` yet.
     pub calls: u64,
     /// Calls that ended in success at this layer.
     pub successes: u64,

@@ -199,10 +199,16 @@ impl Stats {
     }
 
     /// The sum over every thread. Retry, timeout and hedge count a call when it ends ([`Call`]), so their
-    /// `calls` is the sum of the ways a call ends, and does not include calls still running; a
-    /// cache's `calls` is `hits + misses`.
+    /// `calls` is the sum of the ways a call ends, and does not include calls still running; so
+    /// does a circuit breaker, whose ends include its rejections (one counter less to move per
+    /// call); a cache's `calls` is `hits + misses`.
     pub(crate) fn get(&self, field: Field) -> u64 {
         match (field, self.kind) {
+            (Field::Calls, PolicyKind::CircuitBreaker) => Field::ENDS
+                .iter()
+                .chain([&Field::Rejections])
+                .map(|&end| self.sum(end))
+                .fold(0, u64::wrapping_add),
             (Field::Calls, PolicyKind::Retry | PolicyKind::Timeout | PolicyKind::Hedge) => {
                 Field::ENDS
                     .iter()

@@ -60,6 +60,7 @@ fn pack(tag: u64, flag: bool, seq: u64, failures: u16, slow: u16) -> u64 {
 }
 
 /// What recording one outcome gave.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Recorded {
     /// The outcome belongs to an earlier period: not counted.
@@ -107,12 +108,47 @@ impl CountWindow {
     }
 
     /// Records the outcome of a call admitted in period `generation`.
+    #[cfg(test)]
     pub(crate) fn record(&self, generation: u64, outcome: Outcome) -> Recorded {
+        self.record_with(generation, outcome, false, |seq, full, window| {
+            Recorded::Counted { seq, window, full }
+        })
+        .unwrap_or(Recorded::Stale)
+    }
+
+    /// Records the outcome of a call admitted in period `generation`, and whether the window it
+    /// leaves opens the breaker by `opens` (the breaker's rule). A call that neither failed nor
+    /// was slow cannot open a window that was full before it (the window holds no more failures
+    /// or slow calls than it did before, on which the call before decided): it does not ask.
+    /// Returns a `bool` (in a register) rather than a report, which on the closed path costs.
+    pub(crate) fn record_opens(
+        &self,
+        generation: u64,
+        outcome: Outcome,
+        opens: impl Fn(Counts) -> bool,
+    ) -> bool {
+        self.record_with(generation, outcome, true, |_, _, window| {
+            window.is_some_and(&opens)
+        })
+        .unwrap_or(false)
+    }
+
+    /// Records the outcome; `None` if it is of an earlier period, else `report(seq, full, window)`.
+    /// With `to_decide`, the window of a call neither failed nor slow is not looked up once the
+    /// window was full before it (`None`).
+    #[inline(always)]
+    fn record_with<R>(
+        &self,
+        generation: u64,
+        outcome: Outcome,
+        to_decide: bool,
+        report: impl FnOnce(u64, bool, Option<Counts>) -> R,
+    ) -> Option<R> {
         let tag = generation & TAG_MASK;
         let mut word = self.head.load(Acquire);
         let (seq, full, after) = loop {
             if self::tag(word) != tag {
-                return Recorded::Stale;
+                return None;
             }
             let seq = self::seq(word);
             let full = word & FLAG != 0;
@@ -131,7 +167,9 @@ impl CountWindow {
                 Err(now) => word = now,
             }
         };
-        let window = if full {
+        let window = if to_decide && full && !outcome.failed && !outcome.slow {
+            None
+        } else if full {
             self.since(tag, seq.wrapping_sub(self.size) & SEQ_MASK, after)
         } else {
             // The period's first calls: the counts are since its start.
@@ -142,7 +180,7 @@ impl CountWindow {
             })
         };
         self.leave(tag, seq, after);
-        Recorded::Counted { seq, window, full }
+        Some(report(seq, full, window))
     }
 
     /// The counts between the end of call `base` and `head` (a window of `size` calls), if the

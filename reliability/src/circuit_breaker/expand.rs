@@ -81,8 +81,12 @@ impl BreakerSlot {
     /// The breaker, registered on first use.
     #[inline]
     pub fn get(&self, site: &Site) -> &'static CircuitBreaker {
-        // A breaker named explicitly is one for every instantiation.
+        // A breaker named explicitly is one for every instantiation: the first one made is it,
+        // whichever instantiation asks.
         let instance = if self.name.is_some() {
+            if let Some(breaker) = self.slot.first() {
+                return breaker;
+            }
             ""
         } else {
             site.instance()

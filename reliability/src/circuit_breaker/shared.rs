@@ -482,10 +482,9 @@ impl CircuitBreaker {
             .clone()
     }
 
-    /// A rejection decided by the store: counted as a call and a rejection.
+    /// A rejection decided by the store: counted as a rejection (and so as a call).
     #[cold]
     fn reject_shared(&self, caller: &Caller<'_>, retry_after: Duration) -> Error {
-        self.inner.stats.add(Field::Calls);
         self.reject(caller, retry_after)
     }
 }
