@@ -784,7 +784,6 @@ impl Permit<'_> {
     #[inline]
     pub(crate) fn success(&mut self, caller: &Caller<'_>) {
         let inner = self.inner;
-        inner.stats.add(Field::Successes);
         std::mem::take(&mut self.timer).stop(&inner.stats);
         let admitted = std::mem::replace(&mut self.admitted, Admitted::ENDED);
         if !inner.timed
@@ -792,9 +791,11 @@ impl Permit<'_> {
             && let TripRule::Consecutive { .. } = inner.config.rule
         {
             inner.consecutive_success(generation);
-            return;
+        } else {
+            self.end(admitted, false, caller);
         }
-        self.end(admitted, false, caller);
+        // Counted after the window's compare-exchange, which then waits for fewer stores.
+        inner.stats.add(Field::Successes);
     }
 
     pub(crate) fn failure(&mut self, caller: &Caller<'_>) {

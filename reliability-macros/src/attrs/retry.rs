@@ -327,6 +327,10 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
         let mut #attempts = ::reliability::__private::RetryLoop::new(__RELIABILITY_RETRY.get(&#site), &#ctx);
         loop {
             let #out = #below.await;
+            if ::core::result::Result::is_ok(&#out) {
+                #attempts.succeeded();
+                break #out;
+            }
             if let ::core::ops::ControlFlow::Break(#out) = #attempts.decide(#out, #when, #retry_after, #show).await {
                 break #out;
             }

@@ -109,11 +109,18 @@ impl<'a> RetryLoop<'a> {
         }
     }
 
+    /// The attempt succeeded: counts the call's success. The generated loop returns the value
+    /// itself, where it lies (moving a `Result` through [`decide`](Self::decide) and a
+    /// [`Decision`] on the common path cost more than the rest of the loop).
+    #[inline]
+    pub fn succeeded(&mut self) {
+        self.attempts.next_ok(());
+    }
+
     /// Decides what follows the attempt that gave `out`: the end of the loop, or (once the delay
     /// has passed) another attempt.
     ///
-    /// Decides at once; the future only waits the delay before another attempt, so a success costs
-    /// no more than a counter.
+    /// Decides at once; the future only waits the delay before another attempt.
     #[inline]
     pub fn decide<T, E, P, A>(
         &mut self,
