@@ -114,6 +114,34 @@ async fn cached_concurrent(x: u64) -> u64 {
     x.wrapping_add(1)
 }
 
+/// The application's error in the users' shape: a variant carrying `reliability::Error` (`Clone`,
+/// as `cached`'s concurrent store requires).
+#[derive(Debug, Clone)]
+enum AppError {
+    #[allow(dead_code)]
+    Status(u16),
+    #[allow(dead_code)]
+    Reliability(reliability::Error),
+}
+
+impl From<reliability::Error> for AppError {
+    fn from(e: reliability::Error) -> Self {
+        AppError::Reliability(e)
+    }
+}
+
+/// The users' shape (issue "Performance that holds outside our own harness"): a `ttl`, and a
+/// `Result` return whose error carries `reliability::Error`.
+#[cached(ttl = 60, max_size = 10_000)]
+async fn ours_cached_ttl(x: u64) -> Result<u64, AppError> {
+    Ok(x.wrapping_add(1))
+}
+
+#[cached::macros::concurrent_cached(max_size = 10_000, ttl_secs = 60)]
+async fn cached_concurrent_ttl(x: u64) -> Result<u64, AppError> {
+    Ok(x.wrapping_add(1))
+}
+
 static MUTEX_MAP: LazyLock<Mutex<HashMap<u64, u64>>> =
     LazyLock::new(|| Mutex::new(HashMap::from([(7, 8)])));
 
@@ -125,6 +153,11 @@ fn cache_group(c: &mut Criterion) {
         moka_sync.insert(7, 8);
         ours_cached(7).await;
         cached_concurrent(7).await;
+        let warm = [
+            ours_cached_ttl(7).await.is_ok(),
+            cached_concurrent_ttl(7).await.is_ok(),
+        ];
+        assert_eq!(warm, [true; 2], "the ttl rows must hit");
     });
 
     let mut g = c.benchmark_group("contention/cache_hit");
@@ -145,6 +178,12 @@ fn cache_group(c: &mut Criterion) {
         async move { cache.get(&x) }
     });
     bench(&mut g, "cached #[concurrent_cached]", cached_concurrent);
+    bench(&mut g, "ours, ttl, Result", ours_cached_ttl);
+    bench(
+        &mut g,
+        "cached #[concurrent_cached], ttl_secs, Result",
+        cached_concurrent_ttl,
+    );
     g.finish();
 }
 

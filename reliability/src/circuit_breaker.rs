@@ -852,12 +852,21 @@ impl Permit<'_> {
 }
 
 impl Drop for Permit<'_> {
+    #[inline]
     fn drop(&mut self) {
-        if self.admitted == Admitted::ENDED {
-            return;
+        if self.admitted != Admitted::ENDED {
+            self.abandoned();
         }
-        // Dropped unrecorded (cancelled, panicked, or shed by a load layer below): counted only
-        // so that the breaker's `calls` (the sum of the ways a call ends) includes it.
+    }
+}
+
+impl Permit<'_> {
+    /// Dropped unrecorded (cancelled, panicked, or shed by a load layer below): counted only so
+    /// that the breaker's `calls` (the sum of the ways a call ends) includes it; a trial frees
+    /// its slot.
+    #[cold]
+    #[inline(never)]
+    fn abandoned(&mut self) {
         self.inner.stats.add(Field::Cancelled);
         if let Some(generation) = self.admitted.as_trial() {
             self.inner.lock().trial_abandoned(generation);
