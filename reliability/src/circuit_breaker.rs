@@ -358,19 +358,26 @@ impl CircuitBreaker {
 
     /// Runs `fut` if the breaker admits it; an `Err` counts as a failure when `counts` says so, and
     /// as a success otherwise (the service answered).
-    pub async fn call_when<T, E, F, P>(&self, counts: P, fut: F) -> Result<T, E>
+    ///
+    /// The breaker is asked at the first poll, and the permit kept in the returned future itself
+    /// (a hand-written future rather than an `async fn`, which copied it at every step).
+    pub fn call_when<T, E, F, P>(
+        &self,
+        counts: P,
+        fut: F,
+    ) -> impl Future<Output = Result<T, E>> + use<'_, T, E, F, P>
     where
         F: Future<Output = Result<T, E>>,
         E: From<Error>,
         P: Fn(&E) -> bool,
     {
-        let mut permit = match self.acquire(1) {
-            Ok(permit) => permit,
-            Err(rejection) => return Err(E::from(rejection)),
-        };
-        let out = fut.await;
-        permit.settle(&out, counts, &Caller::anonymous(1));
-        out
+        CallWhen {
+            fut,
+            breaker: self,
+            permit: None,
+            asked: false,
+            counts,
+        }
     }
 
     /// Asks to run one call. `Err` is the rejection; the permit records the outcome, and when dropped
@@ -691,6 +698,49 @@ impl Inner {
         self.config
             .slow_call()
             .is_some_and(|limit| now.saturating_sub(started) > nanos(limit))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`CircuitBreaker::call_when`]: at its first poll, the permit or the
+    /// rejection; then `fut`, polled in place under the permit.
+    struct CallWhen<'a, F, P> {
+        #[pin]
+        fut: F,
+        breaker: &'a CircuitBreaker,
+        permit: Option<Permit<'a>>,
+        asked: bool,
+        counts: P,
+    }
+}
+
+impl<T, E, F, P> Future for CallWhen<'_, F, P>
+where
+    F: Future<Output = Result<T, E>>,
+    E: From<Error>,
+    P: Fn(&E) -> bool,
+{
+    type Output = Result<T, E>;
+
+    #[inline]
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let caller = Caller::anonymous(1);
+        if !*this.asked {
+            *this.asked = true;
+            if let Err(rejection) = this.breaker.acquire_into(&caller, this.permit) {
+                return std::task::Poll::Ready(Err(E::from(rejection)));
+            }
+        }
+        let out = std::task::ready!(this.fut.poll(cx));
+        if let Some(permit) = this.permit {
+            permit.settle(&out, &*this.counts, &caller);
+            *this.permit = None;
+        }
+        std::task::Poll::Ready(out)
     }
 }
 
