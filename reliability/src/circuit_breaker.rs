@@ -382,22 +382,17 @@ impl CircuitBreaker {
 
     /// Asks to run one call. `Err` is the rejection; the permit records the outcome, and when dropped
     /// unrecorded (cancellation, panic) counts as neither success nor failure.
+    #[cfg(all(test, reliability_loom))]
     pub(crate) fn acquire(&self, attempt: u32) -> Result<Permit<'_>, Error> {
-        self.acquire_for(&Caller::anonymous(attempt))
+        let mut permit = None;
+        self.acquire_into(&Caller::anonymous(attempt), &mut permit)?;
+        Ok(permit.expect("an admitted call leaves its permit"))
     }
 
-    /// [`acquire`](Self::acquire) for a function's stack, whose name goes into the events.
-    #[inline]
-    pub(crate) fn acquire_for(&self, caller: &Caller<'_>) -> Result<Permit<'_>, Error> {
-        let inner = &*self.inner;
-        match inner.admit(caller) {
-            Ok(admitted) => Ok(inner.permit(admitted)),
-            Err(retry_after) => Err(self.reject(caller, retry_after)),
-        }
-    }
-
-    /// [`acquire_for`](Self::acquire_for), leaving the permit in `slot`: written where it will be
-    /// kept (a future's field), not built aside and copied there.
+    /// Asks to run one call: `Err` is the rejection; an admitted call leaves its permit in `slot`,
+    /// written where it will be kept (a future's field), not built aside and copied there. The
+    /// permit records the outcome, and when dropped unrecorded (cancellation, panic) counts as
+    /// neither success nor failure.
     #[inline]
     pub(crate) fn acquire_into<'a>(
         &'a self,

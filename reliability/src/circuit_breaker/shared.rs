@@ -451,14 +451,7 @@ impl SharedBreaker {
             };
             return Err(E::from(self.breaker.reject_shared(&caller, retry_after)));
         }
-        // The unshared breaker's `call_when`, written out: one future, not one inside another.
-        let mut permit = match self.breaker.acquire(1) {
-            Ok(permit) => permit,
-            Err(rejection) => return Err(E::from(rejection)),
-        };
-        let out = fut.await;
-        permit.settle(&out, counts, &Caller::anonymous(1));
-        out
+        self.breaker.call_when(counts, fut).await
     }
 }
 
