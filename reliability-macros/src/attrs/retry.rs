@@ -331,9 +331,10 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
                 #attempts.succeeded();
                 break #out;
             }
-            if let ::core::ops::ControlFlow::Break(#out) = #attempts.decide(#out, #when, #retry_after, #show).await {
+            if let ::core::ops::ControlFlow::Break(#out) = #attempts.decide(#out, #when, #retry_after, #show) {
                 break #out;
             }
+            #attempts.wait().await;
         }
     })
 }

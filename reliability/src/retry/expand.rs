@@ -95,6 +95,8 @@ pub struct RetryLoop<'a> {
     ctx: &'a StackCtx,
     /// The timer of the waits between attempts, made at the first wait and reset for the others.
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The next [`wait`](Self::wait) waits for `sleep` (the delay was not zero).
+    waiting: bool,
 }
 
 impl<'a> RetryLoop<'a> {
@@ -106,21 +108,23 @@ impl<'a> RetryLoop<'a> {
             attempts: retry.attempts(),
             ctx,
             sleep: None,
+            waiting: false,
         }
     }
 
     /// The attempt succeeded: counts the call's success. The generated loop returns the value
-    /// itself, where it lies (moving a `Result` through [`decide`](Self::decide) and a
-    /// [`Decision`] on the common path cost more than the rest of the loop).
+    /// itself, where it lies (moving a `Result` through [`decide`](Self::decide) on the common
+    /// path cost more than the rest of the loop).
     #[inline]
     pub fn succeeded(&mut self) {
         self.attempts.next_ok(());
     }
 
-    /// Decides what follows the attempt that gave `out`: the end of the loop, or (once the delay
-    /// has passed) another attempt.
+    /// Decides what follows the failed attempt that gave `out`: `Break` with the call's result (the
+    /// loop is over), or `Continue`: wait with [`wait`](Self::wait), then run another attempt.
     ///
-    /// Decides at once; the future only waits the delay before another attempt.
+    /// Decides at once and keeps nothing of `out` for the wait, so that no `Result` is held across
+    /// an `await` of the generated loop (a future that holds one copies it at every step).
     #[inline]
     pub fn decide<T, E, P, A>(
         &mut self,
@@ -128,17 +132,13 @@ impl<'a> RetryLoop<'a> {
         retryable: &P,
         retry_after: &A,
         show: ShowFn<E>,
-    ) -> Decision<'_, 'a, T, E>
+    ) -> ControlFlow<Result<T, E>>
     where
         P: Fn(&E) -> bool,
         A: Fn(&E) -> Option<Duration>,
     {
         match out {
-            Ok(value) => Decision {
-                flow: Some(ControlFlow::Break(Ok(self.attempts.next_ok(value)))),
-                sleep: None,
-                attempts: None,
-            },
+            Ok(value) => ControlFlow::Break(Ok(self.attempts.next_ok(value))),
             Err(error) => self.failed(error, retryable, retry_after, show),
         }
     }
@@ -150,7 +150,7 @@ impl<'a> RetryLoop<'a> {
         retryable: &P,
         retry_after: &A,
         show: ShowFn<E>,
-    ) -> Decision<'_, 'a, T, E>
+    ) -> ControlFlow<Result<T, E>>
     where
         P: Fn(&E) -> bool,
         A: Fn(&E) -> Option<Duration>,
@@ -168,64 +168,54 @@ impl<'a> RetryLoop<'a> {
             .attempts
             .next(Err(error), retryable, retry_after, below, show)
         {
-            Next::Done(out) => Decision {
-                flow: Some(ControlFlow::Break(out)),
-                sleep: None,
-                attempts: None,
-            },
+            Next::Done(out) => ControlFlow::Break(out),
             Next::Again(wait) => {
                 self.ctx.set_attempt(self.attempts.attempt());
-                let sleep = if wait.is_zero() {
-                    None
-                } else {
+                if !wait.is_zero() {
                     let deadline = instant_after(tokio::time::Instant::now(), wait);
-                    Some(match &mut self.sleep {
-                        Some(sleep) => {
-                            sleep.as_mut().reset(deadline);
-                            sleep
+                    match &mut self.sleep {
+                        Some(sleep) => sleep.as_mut().reset(deadline),
+                        none => {
+                            none.replace(Box::pin(tokio::time::sleep_until(deadline)));
                         }
-                        none => none.insert(Box::pin(tokio::time::sleep_until(deadline))),
-                    })
-                };
-                Decision {
-                    flow: Some(ControlFlow::Continue(())),
-                    sleep,
-                    attempts: Some(&mut self.attempts),
+                    }
+                    self.waiting = true;
                 }
+                ControlFlow::Continue(())
             }
         }
     }
+
+    /// After [`decide`](Self::decide) said `Continue`: the wait before the next attempt (none when
+    /// the delay is zero), then the attempt is counted as a retry.
+    #[inline]
+    pub fn wait(&mut self) -> Decision<'_, 'a> {
+        Decision { attempts: self }
+    }
 }
 
-/// What [`RetryLoop::decide`] decided, once the delay before another attempt (if any) has passed.
+/// The future of [`RetryLoop::wait`]: the delay before the next attempt, if there is one.
 #[derive(Debug)]
 #[must_use = "a future does nothing unless awaited"]
-pub struct Decision<'l, 'a, T, E> {
-    flow: Option<ControlFlow<Result<T, E>>>,
-    sleep: Option<&'l mut Pin<Box<tokio::time::Sleep>>>,
-    /// Set when another attempt follows: it is counted as a retry once the wait is over, so that a
-    /// wait cut short (a timeout above, a cancelled caller) is not a retry.
-    attempts: Option<&'l mut Attempts<'a>>,
+pub struct Decision<'l, 'a> {
+    attempts: &'l mut RetryLoop<'a>,
 }
 
-// Never pinned structurally: the result is moved out by value, the timer is boxed.
-impl<T, E> Unpin for Decision<'_, '_, T, E> {}
-
-impl<T, E> Future for Decision<'_, '_, T, E> {
-    type Output = ControlFlow<Result<T, E>>;
+impl Future for Decision<'_, '_> {
+    type Output = ();
 
     #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        if let Some(sleep) = &mut this.sleep {
-            if sleep.as_mut().poll(cx).is_pending() {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self.get_mut().attempts;
+        if this.waiting {
+            if let Some(sleep) = &mut this.sleep
+                && sleep.as_mut().poll(cx).is_pending()
+            {
                 return Poll::Pending;
             }
-            this.sleep = None;
+            this.waiting = false;
         }
-        if let Some(attempts) = this.attempts.take() {
-            attempts.retrying();
-        }
-        Poll::Ready(this.flow.take().unwrap_or(ControlFlow::Continue(())))
+        this.attempts.retrying();
+        Poll::Ready(())
     }
 }
