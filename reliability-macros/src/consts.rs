@@ -17,8 +17,12 @@ use crate::options::{self, Errors};
 pub(crate) struct Consts(Vec<(&'static str, TokenStream)>);
 
 impl Consts {
+    /// Sets (or replaces) the value of `key`.
     pub(crate) fn set(&mut self, key: &'static str, tokens: TokenStream) {
-        self.0.push((key, tokens));
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, old)) => *old = tokens,
+            None => self.0.push((key, tokens)),
+        }
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<TokenStream> {
@@ -127,9 +131,31 @@ pub(crate) fn float(
     errors: &mut Errors,
 ) -> TokenStream {
     check_scope(key, expr, errors);
-    let check = proc_macro2::Ident::new(check, proc_macro2::Span::call_site());
+    let check = proc_macro2::Ident::new(check, expr.span());
     let message = message(kind, rule);
     quote_spanned!(expr.span()=> ::reliability::__private::#check(#expr, #message))
+}
+
+/// `tokens` (made from a literal), at `expr`: a check across options that involves a constant
+/// then points at the constant alone.
+pub(crate) fn respan(tokens: TokenStream, expr: &Expr) -> TokenStream {
+    fn set(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+        tokens
+            .into_iter()
+            .map(|mut tree| {
+                if let TokenTree::Group(group) = &tree {
+                    let mut inner =
+                        proc_macro2::Group::new(group.delimiter(), set(group.stream(), span));
+                    inner.set_span(span);
+                    tree = TokenTree::Group(inner);
+                } else {
+                    tree.set_span(span);
+                }
+                tree
+            })
+            .collect()
+    }
+    set(tokens, expr.span())
 }
 
 /// A check across two options, at the span of `expr` (the constant): `call(args.., message)`.
@@ -140,7 +166,7 @@ pub(crate) fn across(
     args: &[&TokenStream],
     rule: &str,
 ) -> TokenStream {
-    let call = proc_macro2::Ident::new(call, proc_macro2::Span::call_site());
+    let call = proc_macro2::Ident::new(call, expr.span());
     let message = message(kind, rule);
     quote_spanned!(expr.span()=> ::reliability::__private::#call(#(#args,)* #message))
 }

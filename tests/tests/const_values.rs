@@ -18,7 +18,7 @@ const TIMEOUT: Duration = Duration::from_millis(1500);
 const SLOTS: u32 = 2;
 
 mod limits {
-    pub const FAILURES: u32 = 3;
+    pub(crate) const FAILURES: u32 = 3;
 }
 
 #[retry(max = MAX_ATTEMPTS, backoff = "fixed", delay = DELAY, jitter = "none")]

@@ -143,11 +143,11 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
         let ttl = config
             .consts
             .get("ttl")
-            .unwrap_or_else(|| duration(config.ttl.unwrap_or(0)));
+            .unwrap_or_else(|| consts::respan(duration(config.ttl.unwrap_or(0)), blame));
         let stale = config.consts.get("stale_if_error").or_else(|| {
             options::duration("stale_if_error", stale)
                 .ok()
-                .map(duration)
+                .map(|d| consts::respan(duration(d), blame))
         });
         if let Some(stale) = stale {
             let limit = proc_macro2::Literal::u128_unsuffixed(THOUSAND_YEARS_NS);
@@ -155,7 +155,7 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
                 "cached",
                 blame,
                 "sum_at_most",
-                &[&ttl, &stale, &quote!(#limit)],
+                &[&ttl, &stale, &consts::respan(quote!(#limit), blame)],
                 TOGETHER,
             );
             config.consts.set("stale_if_error", checked);

@@ -312,7 +312,7 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
         let window = config
             .consts
             .get("window")
-            .unwrap_or_else(|| window_tokens(&window));
+            .unwrap_or_else(|| consts::respan(window_tokens(&window), expr));
         let rule = "`min_calls` is above the window's size: the window could never hold enough calls to decide; make it at most the window's size";
         let value = consts::across(
             "circuit_breaker",

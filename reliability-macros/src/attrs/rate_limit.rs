@@ -154,34 +154,44 @@ pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config 
     if let Some(blame) = any_const {
         // `per` long enough for `rate`, and `per / rate × burst` within bounds, when the `static`
         // is evaluated.
-        let rate = rate_tokens(&config);
-        let per = config
-            .consts
-            .get("per")
-            .unwrap_or_else(|| duration(config.per));
+        // Literal values, at the constant the check blames.
+        let rate = |at: &Expr| match config.consts.get("rate") {
+            Some(rate) => rate,
+            None => consts::respan(Literal::u32_unsuffixed(config.rate).into_token_stream(), at),
+        };
+        let per = |at: &Expr| match config.consts.get("per") {
+            Some(per) => per,
+            None => consts::respan(duration(config.per), at),
+        };
         let per_blame = consts::given(opts, "per").unwrap_or(blame);
-        let checked = consts::across(
+        let per_checked = consts::across(
             "rate_limit",
             per_blame,
             "per_for_rate",
-            &[&rate, &per],
+            &[&rate(per_blame), &per(per_blame)],
             PER_RULE,
         );
-        config.consts.set("per", checked);
+        let burst_blame = consts::given(opts, "burst").unwrap_or(blame);
         let burst = match (config.consts.get("burst"), opts.get("burst")) {
             (Some(burst), _) => burst,
-            (None, Some(_)) => Literal::u32_unsuffixed(config.burst).into_token_stream(),
-            (None, None) => rate.clone(),
+            (None, Some(_)) => consts::respan(
+                Literal::u32_unsuffixed(config.burst).into_token_stream(),
+                burst_blame,
+            ),
+            (None, None) => rate(burst_blame),
         };
-        let limit = Literal::u128_unsuffixed(HUNDRED_YEARS);
-        let burst_blame = consts::given(opts, "burst").unwrap_or(blame);
+        let limit = consts::respan(
+            Literal::u128_unsuffixed(HUNDRED_YEARS).into_token_stream(),
+            burst_blame,
+        );
         let checked = consts::across(
             "rate_limit",
             burst_blame,
             "refill_at_most",
-            &[&rate, &per, &burst, &quote!(#limit)],
+            &[&rate(burst_blame), &per(burst_blame), &burst, &limit],
             REFILL_RULE,
         );
+        config.consts.set("per", per_checked);
         config.consts.set("burst", checked);
     }
     let refill = u128::from(config.per) / u128::from(config.rate) * u128::from(config.burst);

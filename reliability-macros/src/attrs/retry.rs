@@ -245,20 +245,20 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
         } else {
             "`delay` is longer than the default `max_delay` (30 s); add a `max_delay` at least as long"
         };
-        let delay = config
-            .consts
-            .get("delay")
-            .unwrap_or_else(|| duration(config.delay));
-        let max_delay = config
-            .consts
-            .get("max_delay")
-            .unwrap_or_else(|| duration(config.max_delay));
         if let Some(blame) = consts::given(opts, "delay").or(consts::given(opts, "max_delay")) {
+            let delay = config
+                .consts
+                .get("delay")
+                .unwrap_or_else(|| consts::respan(duration(config.delay), blame));
+            let max_delay = config
+                .consts
+                .get("max_delay")
+                .unwrap_or_else(|| consts::respan(duration(config.max_delay), blame));
             let checked = consts::across(
                 "retry",
                 blame,
                 "not_shorter",
-                &[&delay, &max_delay, &quote!(false)],
+                &[&delay, &max_delay, &consts::respan(quote!(false), blame)],
                 rule,
             );
             config.consts.set("max_delay", checked);
@@ -317,13 +317,13 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
             let delay = config
                 .consts
                 .get("delay")
-                .unwrap_or_else(|| duration(config.delay));
+                .unwrap_or_else(|| consts::respan(duration(config.delay), expr));
             let rule = "`deadline` is not longer than `delay`: no retry could ever start before it; make the deadline longer, or the delay shorter";
             deadline = consts::across(
                 "retry",
                 expr,
                 "not_shorter",
-                &[&delay, &deadline, &quote!(true)],
+                &[&delay, &deadline, &consts::respan(quote!(true), expr)],
                 rule,
             );
         }
@@ -334,14 +334,14 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
         if deadline == 0 {
             errors.push(at(expr, "`deadline` must be longer than zero"));
         } else if let Some(blame) = consts::given(opts, "delay") {
-            let deadline = duration(deadline);
+            let deadline = consts::respan(duration(deadline), blame);
             let delay = config.consts.get("delay").unwrap_or_default();
             let rule = "`deadline` is not longer than `delay`: no retry could ever start before it; make the deadline longer, or the delay shorter";
             let checked = consts::across(
                 "retry",
                 blame,
                 "not_shorter",
-                &[&delay, &deadline, &quote!(true)],
+                &[&delay, &deadline, &consts::respan(quote!(true), blame)],
                 rule,
             );
             config.consts.set("deadline", checked);
