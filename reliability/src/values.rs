@@ -53,8 +53,7 @@ impl DurationValue<f64> {
     /// `self.0` seconds (rounded down to a nanosecond), not negative, at most about 584 years.
     pub const fn get(self) -> Duration {
         let nanos = self.0 * 1e9;
-        // Also rejects NaN.
-        if !(nanos >= 0.0) {
+        if nanos.is_nan() || nanos < 0.0 {
             panic!("a duration in seconds must not be negative");
         }
         if nanos >= MAX_NANOS as f64 {
