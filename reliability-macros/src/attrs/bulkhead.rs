@@ -79,7 +79,8 @@ pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config 
         ),
         Some(expr) if !options::is_literal(expr) => {
             let rule = format!("`max` is the calls running at once: at least 1 and at most {MAX}");
-            let max = consts::u32("bulkhead", "max", expr, (1, 1 << 28), &rule, errors);
+            let range = (1, u32::try_from(MAX).unwrap_or(u32::MAX));
+            let max = consts::u32("bulkhead", "max", expr, range, &rule, errors);
             config.consts.set("max", max);
         }
         Some(expr) => {

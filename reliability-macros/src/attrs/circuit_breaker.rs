@@ -301,14 +301,24 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
         // A constant `min_calls`, or a literal one with a constant window: checked when the
         // `static` is evaluated.
         let rule = "`min_calls` must be at least 1";
-        let value = consts::u32(
-            "circuit_breaker",
-            "min_calls",
-            expr,
-            (1, u32::MAX),
-            rule,
-            errors,
-        );
+        let value = if options::is_literal(expr) {
+            // Read as usual: its own errors are the macro's.
+            let value = errors.value(options::integer_u32("min_calls", expr));
+            if value == Some(0) {
+                errors.push(at(expr, rule));
+            }
+            let value = Literal::u32_unsuffixed(value.unwrap_or(1)).into_token_stream();
+            consts::respan(value, expr)
+        } else {
+            consts::u32(
+                "circuit_breaker",
+                "min_calls",
+                expr,
+                (1, u32::MAX),
+                rule,
+                errors,
+            )
+        };
         let window = config
             .consts
             .get("window")
