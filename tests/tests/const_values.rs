@@ -1,5 +1,6 @@
 //! Values given as constants are the values used: a retry's attempts and waits, a timeout's
-//! deadline, a bulkhead's bound, a breaker's threshold, all from `const` items.
+//! deadline, a cache's time to live, a bulkhead's bound, a breaker's threshold, all from `const`
+//! items.
 
 mod common;
 
@@ -8,14 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{AppError, Attempts, Gate, Runs, ms, secs};
-use reliability::{bulkhead, circuit_breaker, retry, timeout};
-use tokio::time::Instant;
+use reliability::{bulkhead, cached, circuit_breaker, retry, timeout};
+use tokio::time::{Instant, advance};
 
 const MAX_ATTEMPTS: u32 = 4;
 const DELAY: Duration = Duration::from_millis(100);
 const TIMEOUT_SECS: u64 = 7;
 const TIMEOUT: Duration = Duration::from_millis(1500);
 const SLOTS: u32 = 2;
+const CACHE_TTL: Duration = Duration::from_secs(10);
 
 mod limits {
     pub(crate) const FAILURES: u32 = 3;
@@ -136,4 +138,28 @@ async fn breaker_opens_after_the_constant_number_of_failures() {
     }
     assert!(breaks(&runs).await.unwrap_err().is_circuit_open());
     assert_eq!(runs.get(), limits::FAILURES);
+}
+
+static CACHED_RUNS: Runs = Runs::new();
+
+#[cached(ttl = CACHE_TTL)]
+async fn expiring(n: u32) -> Result<u32, AppError> {
+    Ok(n * 100 + CACHED_RUNS.bump())
+}
+
+#[tokio::test(start_paused = true)]
+async fn cache_entries_live_for_the_constant() {
+    assert_eq!(expiring(1).await.unwrap(), 101);
+    advance(CACHE_TTL - ms(1)).await;
+    assert_eq!(
+        expiring(1).await.unwrap(),
+        101,
+        "still fresh just before the ttl"
+    );
+    advance(ms(1)).await;
+    assert_eq!(
+        expiring(1).await.unwrap(),
+        102,
+        "expired at the ttl: the body runs again"
+    );
 }

@@ -1,6 +1,6 @@
 #![deny(warnings)]
 //! Numbers and durations given as constants and const expressions, in every attribute, on a free
-//! function, a method and a generic function.
+//! function, a method, a method of a trait impl and a generic function.
 
 use std::time::Duration;
 
@@ -72,6 +72,20 @@ impl Client {
     }
 }
 
+pub trait Ask {
+    fn ask(&self, q: String) -> impl std::future::Future<Output = Result<String, MyError>> + Send;
+}
+
+impl Ask for Client {
+    #[cached(ttl = CACHE_TTL, max_size = CACHE_SIZE)]
+    #[hedge(after = HALF_A_SECOND, max = 1 + 1)]
+    #[rate_limit(rate = QUOTA)]
+    #[timeout(secs = TIMEOUT_SECS)]
+    async fn ask(&self, q: String) -> Result<String, MyError> {
+        Ok(q)
+    }
+}
+
 fn assert_send<F: std::future::Future + Send>(f: F) -> F {
     f
 }
@@ -81,6 +95,7 @@ async fn main() {
     assert_eq!(free("a".to_owned()).await.ok().as_deref(), Some("a"));
     assert_eq!(generic(3u8).await.ok().as_deref(), Some("3"));
     assert_eq!(Client.by_ref("b".to_owned()).await.ok().as_deref(), Some("b"));
+    assert_eq!(Client.ask("c".to_owned()).await.ok().as_deref(), Some("c"));
     let _ = assert_send(free(String::new()));
     let _ = assert_send(generic(1u8));
     let _ = assert_send(Client.by_ref(String::new()));
