@@ -1,7 +1,8 @@
 //! `#[timeout]`: one bound on the layer below.
 
 use proc_macro2::{Span, TokenStream};
-use quote::quote;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 
 use crate::consts::{self, Consts};
 use crate::expand::{Cx, duration};
@@ -48,8 +49,11 @@ pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config 
         }
         (None, Some(ms)) if !options::is_literal(ms) => {
             nanos = u64::MAX;
-            let ms = consts::u64("timeout", "ms", ms, (1, u64::MAX), RULE, errors);
-            consts.set("secs", quote!(::reliability::__private::Duration::from_millis(#ms)));
+            let checked = consts::u64("timeout", "ms", ms, (1, u64::MAX), RULE, errors);
+            // At most about 584 years, as a literal.
+            let deadline = quote_spanned!(ms.span()=> ::reliability::__private::DurationValue::new(
+                ::reliability::__private::Duration::from_millis(#checked)).get());
+            consts.set("secs", deadline);
         }
         (Some(_), Some(ms)) => errors.push(at(ms, "give the deadline once: `secs = ...` or `ms = ...`, not both")),
         (None, None) => opts.missing(errors, span,
