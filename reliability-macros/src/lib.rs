@@ -5,6 +5,7 @@
 //! so that it can be tested without a compiler.
 
 mod attrs;
+mod consts;
 mod duration;
 mod entry;
 mod expand;

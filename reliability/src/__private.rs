@@ -142,3 +142,8 @@ pub fn never_asks<E>(_: &E) -> Option<Duration> {
 pub fn always<E>(_: &E) -> bool {
     true
 }
+
+pub use crate::values::{
+    DurationType, DurationValue, WindowType, WindowValue, above_one, at_least, count_u32,
+    count_u64, min_calls_within, not_shorter, per_for_rate, refill_at_most, share, sum_at_most,
+};

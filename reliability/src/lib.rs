@@ -85,6 +85,7 @@ mod timeout;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
+mod values;
 
 #[doc(hidden)]
 pub mod __private;

@@ -1,9 +1,10 @@
 //! `#[bulkhead]`: bound the calls running at once; more wait in a bounded queue, or are rejected.
 
 use proc_macro2::{Literal, Span, TokenStream};
-use quote::quote;
+use quote::{ToTokens, quote};
 use syn::Expr;
 
+use crate::consts::{self, Consts};
 use crate::expand::{Cx, duration};
 use crate::kind::{Opt, Spec};
 use crate::options::{self, Errors, Options, at};
@@ -57,6 +58,8 @@ pub(crate) struct Config {
     /// With the option's value, for a message that blames it.
     pub(crate) wait: (u64, Option<Expr>),
     name: Option<String>,
+    /// Values given as constants, checked when the `static` is evaluated.
+    consts: Consts,
 }
 
 pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config {
@@ -65,6 +68,7 @@ pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config 
         queue: 0,
         wait: (SECOND, None),
         name: None,
+        consts: Consts::default(),
     };
     match opts.get("max") {
         None => opts.missing(
@@ -73,6 +77,12 @@ pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config 
             "`#[bulkhead]` needs a bound: `#[bulkhead(max = 8)]` (calls running at once)"
                 .to_owned(),
         ),
+        Some(expr) if !options::is_literal(expr) => {
+            let rule = format!("`max` is the calls running at once: at least 1 and at most {MAX}");
+            let range = (1, u32::try_from(MAX).unwrap_or(u32::MAX));
+            let max = consts::u32("bulkhead", "max", expr, range, &rule, errors);
+            config.consts.set("max", max);
+        }
         Some(expr) => {
             if let Some(max) = errors.value(options::integer("max", expr)) {
                 if max == 0 || max > MAX {
@@ -85,12 +95,21 @@ pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config 
             }
         }
     }
-    if let Some(expr) = opts.get("queue")
+    if let Some(expr) = consts::given(opts, "queue") {
+        let queue = consts::u32("bulkhead", "queue", expr, (0, u32::MAX), "", errors);
+        config.consts.set("queue", queue);
+    } else if let Some(expr) = opts.get("queue")
         && let Some(queue) = errors.value(options::integer_u32("queue", expr))
     {
         config.queue = queue;
     }
-    if let Some(expr) = opts.get("wait")
+    if let Some(expr) = consts::given(opts, "wait") {
+        if opts.get("queue").is_none() {
+            errors.push(at(expr, "`wait` is how long a queued call waits, and this bulkhead has no queue: add `queue = N`, or remove `wait`"));
+        }
+        let wait = consts::duration("bulkhead", "wait", expr, None, errors);
+        config.consts.set("wait", wait);
+    } else if let Some(expr) = opts.get("wait")
         && let Some(wait) = errors.value(options::duration("wait", expr))
     {
         if opts.get("queue").is_none() {
@@ -106,9 +125,16 @@ pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config 
 
 pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> TokenStream {
     let named = config.name.as_ref().map(|n| quote!(.named(#n)));
-    let max = Literal::u32_unsuffixed(config.max);
-    let queue = Literal::u32_unsuffixed(config.queue);
-    let wait = duration(config.wait.0);
+    let consts = &config.consts;
+    let int = |key: &str, value: u32| {
+        consts
+            .get(key)
+            .unwrap_or_else(|| Literal::u32_unsuffixed(value).into_token_stream())
+    };
+    let (max, queue) = (int("max", config.max), int("queue", config.queue));
+    let wait = consts
+        .get("wait")
+        .unwrap_or_else(|| duration(config.wait.0));
     cx.statics.push(quote! {
         static __RELIABILITY_BULKHEAD: ::reliability::__private::BulkheadSlot =
             ::reliability::__private::BulkheadSlot::new(#max, #queue, #wait)#named;

@@ -2,10 +2,11 @@
 //! a `Result` (through any alias) stores its `Ok` values, any other type its values.
 
 use proc_macro2::{Literal, TokenStream};
-use quote::{quote, quote_spanned};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::Expr;
 use syn::spanned::Spanned;
 
+use crate::consts::{self, Consts};
 use crate::expand::{Cx, duration};
 use crate::item::{Function, Passing};
 use crate::kind::{Opt, Spec};
@@ -83,6 +84,8 @@ pub(crate) struct Config {
     name: Option<String>,
     unless: Option<Expr>,
     shared: bool,
+    /// Values given as constants, checked when the `static` is evaluated.
+    consts: Consts,
 }
 
 pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
@@ -95,9 +98,16 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
         name: None,
         unless: opts.get("unless").cloned(),
         shared: opts.flag("shared"),
+        consts: Consts::default(),
     };
     for (key, slot) in [("ttl", &mut config.ttl), ("tti", &mut config.tti)] {
-        if let Some(expr) = opts.get(key)
+        if let Some(expr) = consts::given(opts, key) {
+            let rule = format!(
+                "`{key}` must be longer than zero (leave it out to keep entries until evicted)"
+            );
+            let value = consts::duration("cached", key, expr, Some((1, &rule)), errors);
+            config.consts.set(key, value);
+        } else if let Some(expr) = opts.get(key)
             && let Some(value) = errors.value(options::duration(key, expr))
         {
             if value == 0 {
@@ -106,31 +116,78 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
             *slot = Some(value);
         }
     }
+    const STALE_RULE: &str =
+        "`stale_if_error` must be longer than zero (leave it out to never serve an expired entry)";
+    const STALE_NEEDS_TTL: &str = "`stale_if_error` needs a `ttl`: an entry turns stale when its `ttl` has passed, e.g. `#[cached(ttl = 3600, stale_if_error = \"1h\")]`";
+    const TOGETHER: &str = "`ttl` and `stale_if_error` together must be at most 1000 years";
+    // moka keeps an entry for `ttl + stale_if_error`, and refuses more than 1000 years.
+    const THOUSAND_YEARS_NS: u128 = 1_000 * 365 * 86_400 * 1_000_000_000;
+    let stale_const = consts::given(opts, "stale_if_error");
+    if let Some(expr) = stale_const {
+        if opts.get("ttl").is_none() {
+            errors.push(at(expr, STALE_NEEDS_TTL));
+        }
+        let stale = consts::duration(
+            "cached",
+            "stale_if_error",
+            expr,
+            Some((1, STALE_RULE)),
+            errors,
+        );
+        config.consts.set("stale_if_error", stale);
+    }
+    if let Some(blame) = stale_const.or(consts::given(opts, "ttl"))
+        && opts.get("ttl").is_some()
+        && let Some(stale) = opts.get("stale_if_error")
+    {
+        let ttl = config
+            .consts
+            .get("ttl")
+            .unwrap_or_else(|| consts::respan(duration(config.ttl.unwrap_or(0)), blame));
+        let stale = config.consts.get("stale_if_error").or_else(|| {
+            options::duration("stale_if_error", stale)
+                .ok()
+                .map(|d| consts::respan(duration(d), blame))
+        });
+        if let Some(stale) = stale {
+            let limit = proc_macro2::Literal::u128_unsuffixed(THOUSAND_YEARS_NS);
+            let checked = consts::across(
+                "cached",
+                blame,
+                "sum_at_most",
+                &[&ttl, &stale, &consts::respan(quote!(#limit), blame)],
+                TOGETHER,
+            );
+            config.consts.set("stale_if_error", checked);
+        }
+    }
     if let Some(expr) = opts.get("stale_if_error")
+        && stale_const.is_none()
         && let Some(value) = errors.value(options::duration("stale_if_error", expr))
     {
         if value == 0 {
-            errors.push(at(
-                expr,
-                "`stale_if_error` must be longer than zero (leave it out to never serve an expired entry)",
-            ));
+            errors.push(at(expr, STALE_RULE));
         } else if opts.get("ttl").is_none() {
-            errors.push(at(
-                expr,
-                "`stale_if_error` needs a `ttl`: an entry turns stale when its `ttl` has passed, e.g. `#[cached(ttl = 3600, stale_if_error = \"1h\")]`",
-            ));
+            errors.push(at(expr, STALE_NEEDS_TTL));
         }
-        // moka keeps an entry for `ttl + stale_if_error`, and refuses more than 1000 years.
-        const THOUSAND_YEARS_NS: u128 = 1_000 * 365 * 86_400 * 1_000_000_000;
-        if u128::from(value) + u128::from(config.ttl.unwrap_or(0)) > THOUSAND_YEARS_NS {
-            errors.push(at(
-                expr,
-                "`ttl` and `stale_if_error` together must be at most 1000 years",
-            ));
+        if !config.consts.has("ttl")
+            && u128::from(value) + u128::from(config.ttl.unwrap_or(0)) > THOUSAND_YEARS_NS
+        {
+            errors.push(at(expr, TOGETHER));
         }
         config.stale_if_error = Some(value);
     }
-    if let Some(expr) = opts.get("max_size")
+    if let Some(expr) = consts::given(opts, "max_size") {
+        let max_size = consts::u64(
+            "cached",
+            "max_size",
+            expr,
+            (1, u64::MAX),
+            "`max_size` must be at least 1",
+            errors,
+        );
+        config.consts.set("max_size", max_size);
+    } else if let Some(expr) = opts.get("max_size")
         && let Some(max_size) = errors.value(options::integer("max_size", expr))
     {
         if max_size == 0 {
@@ -145,19 +202,14 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
 }
 
 pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> TokenStream {
-    let ttl = config.ttl.map(|d| {
-        let d = duration(d);
-        quote!(.ttl(#d))
-    });
-    let tti = config.tti.map(|d| {
-        let d = duration(d);
-        quote!(.tti(#d))
-    });
-    let stale = config.stale_if_error.map(|d| {
-        let d = duration(d);
-        quote!(.stale_if_error(#d))
-    });
-    let max_size = Literal::u64_unsuffixed(config.max_size);
+    let consts = &config.consts;
+    let value = |key: &str, nanos: Option<u64>| consts.get(key).or_else(|| nanos.map(duration));
+    let ttl = value("ttl", config.ttl).map(|d| quote!(.ttl(#d)));
+    let tti = value("tti", config.tti).map(|d| quote!(.tti(#d)));
+    let stale = value("stale_if_error", config.stale_if_error).map(|d| quote!(.stale_if_error(#d)));
+    let max_size = consts
+        .get("max_size")
+        .unwrap_or_else(|| Literal::u64_unsuffixed(config.max_size).into_token_stream());
     let named = config.name.as_ref().map(|n| quote!(.named(#n)));
     cx.statics.push(quote! {
         static __RELIABILITY_CACHE: ::reliability::__private::CacheSlot =

@@ -2,11 +2,12 @@
 //! (the default) or a failure rate over a window (chosen by any of its options).
 
 use proc_macro2::{Literal, TokenStream};
-use quote::{quote, quote_spanned};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Expr, Lit};
 
 use super::option;
+use crate::consts::{self, Consts};
 use crate::expand::{Cx, duration};
 use crate::kind::{Opt, Spec};
 use crate::options::{self, Errors, Options, at};
@@ -124,6 +125,8 @@ pub(crate) struct Config {
     when: Option<Expr>,
     rule: Rule,
     shared: bool,
+    /// Values given as constants, checked when the `static` is evaluated.
+    consts: Consts,
 }
 
 enum Rule {
@@ -143,32 +146,53 @@ enum Window {
     Calls(u32),
     /// Nanoseconds.
     Time(u64),
+    /// A constant: a number of calls (`u32`) or a `Duration`, in `Config::consts`.
+    Const,
 }
 
-fn rate(key: &str, expr: &Expr, errors: &mut Errors) -> Option<f64> {
+fn rate(key: &'static str, expr: &Expr, consts: &mut Consts, errors: &mut Errors) -> Option<f64> {
+    let rule = format!(
+        "`{key}` is a share of the window's calls: above 0 and at most 1 (e.g. `{key} = 0.5`)"
+    );
+    if !options::is_literal(expr) {
+        consts.set(
+            key,
+            consts::float("circuit_breaker", key, expr, "share", &rule, errors),
+        );
+        return Some(DEFAULT_FAILURE_RATE);
+    }
     let value = errors.value(options::number(key, expr))?;
     if !(value > 0.0 && value <= 1.0) {
-        errors.push(at(expr, format!("`{key}` is a share of the window's calls: above 0 and at most 1 (e.g. `{key} = 0.5`)")));
+        errors.push(at(expr, rule));
     }
     Some(value)
 }
 
-fn window(expr: &Expr, errors: &mut Errors) -> Option<Window> {
+const WINDOW_CALLS_RULE: &str = "a window of calls holds 1 to 65535 calls (for a window of time, give a duration: `window = \"30s\"`)";
+const WINDOW_TIME_RULE: &str = "a window of time must be at least 10 ns (it is kept in 10 buckets)";
+
+fn window(expr: &Expr, consts: &mut Consts, errors: &mut Errors) -> Option<Window> {
+    if !options::is_literal(expr) {
+        // `u32` calls or a `Duration`: the constant's type picks.
+        consts::check_scope("window", expr, errors);
+        let max = Literal::u64_unsuffixed(MAX_WINDOW_CALLS);
+        let calls = Literal::string(&format!("#[circuit_breaker]: {WINDOW_CALLS_RULE}"));
+        let time = Literal::string(&format!("#[circuit_breaker]: {WINDOW_TIME_RULE}"));
+        consts.set("window", quote_spanned!(expr.span()=> ::reliability::__private::WindowValue::new(#expr).get(#max, #calls, #time)));
+        return Some(Window::Const);
+    }
     let is_integer = matches!(expr, Expr::Lit(l) if matches!(l.lit, Lit::Int(_)));
     if is_integer {
         let calls = errors.value(options::integer("window", expr))?;
         if calls == 0 || calls > MAX_WINDOW_CALLS {
-            errors.push(at(expr, format!("a window of calls holds 1 to {MAX_WINDOW_CALLS} calls (for a window of time, give a duration: `window = \"30s\"`)")));
+            errors.push(at(expr, WINDOW_CALLS_RULE));
             return None;
         }
         return u32::try_from(calls).ok().map(Window::Calls);
     }
     let nanos = errors.value(options::duration("window", expr))?;
     if nanos < 10 {
-        errors.push(at(
-            expr,
-            "a window of time must be at least 10 ns (it is kept in 10 buckets)",
-        ));
+        errors.push(at(expr, WINDOW_TIME_RULE));
     }
     Some(Window::Time(nanos))
 }
@@ -184,6 +208,7 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
         },
         shared: opts.flag("shared"),
         name_expr: None,
+        consts: Consts::default(),
     };
     if let Some(expr) = opts.get("name") {
         if options::is_literal(expr) {
@@ -193,7 +218,18 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
             config.name_expr = Some(expr.clone());
         }
     }
-    if let Some(expr) = opts.get("success_threshold")
+    if let Some(expr) = consts::given(opts, "success_threshold") {
+        let rule = "`success_threshold` must be at least 1";
+        let value = consts::u32(
+            "circuit_breaker",
+            "success_threshold",
+            expr,
+            (1, u32::MAX),
+            rule,
+            errors,
+        );
+        config.consts.set("success_threshold", value);
+    } else if let Some(expr) = opts.get("success_threshold")
         && let Some(value) = errors.value(options::integer_u32("success_threshold", expr))
     {
         if value == 0 {
@@ -201,7 +237,11 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
         }
         config.success_threshold = value;
     }
-    if let Some(expr) = opts.get("cooldown")
+    if let Some(expr) = consts::given(opts, "cooldown") {
+        let rule = Some((1, "`cooldown` must be longer than zero"));
+        let value = consts::duration("circuit_breaker", "cooldown", expr, rule, errors);
+        config.consts.set("cooldown", value);
+    } else if let Some(expr) = opts.get("cooldown")
         && let Some(cooldown) = errors.value(options::duration("cooldown", expr))
     {
         if cooldown == 0 {
@@ -222,7 +262,18 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
                 "`failure_threshold` (the consecutive rule) and `{first}` (the rate rule) pick two trip rules; keep one: `failure_threshold = N` for N failures in a row, or `failure_rate`/`window`/`min_calls` for a share of recent calls"
             )));
         }
-        if let Some(value) = errors.value(options::integer_u32("failure_threshold", expr)) {
+        if !options::is_literal(expr) {
+            let rule = "`failure_threshold` must be at least 1";
+            let value = consts::u32(
+                "circuit_breaker",
+                "failure_threshold",
+                expr,
+                (1, u32::MAX),
+                rule,
+                errors,
+            );
+            config.consts.set("failure_threshold", value);
+        } else if let Some(value) = errors.value(options::integer_u32("failure_threshold", expr)) {
             if value == 0 {
                 errors.push(at(expr, "`failure_threshold` must be at least 1"));
             }
@@ -236,14 +287,53 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
     }
     let failure_rate = opts
         .get("failure_rate")
-        .and_then(|e| rate("failure_rate", e, errors))
+        .and_then(|e| rate("failure_rate", e, &mut config.consts, errors))
         .unwrap_or(DEFAULT_FAILURE_RATE);
     let window = opts
         .get("window")
-        .and_then(|e| window(e, errors))
+        .and_then(|e| window(e, &mut config.consts, errors))
         .unwrap_or(Window::Calls(DEFAULT_WINDOW_CALLS));
     let mut min_calls = None;
-    if let Some(expr) = opts.get("min_calls")
+    if let Some(expr) = consts::given(opts, "min_calls").or(opts
+        .get("min_calls")
+        .filter(|_| matches!(window, Window::Const)))
+    {
+        // A constant `min_calls`, or a literal one with a constant window: checked when the
+        // `static` is evaluated.
+        let rule = "`min_calls` must be at least 1";
+        let value = if options::is_literal(expr) {
+            // Read as usual: its own errors are the macro's.
+            let value = errors.value(options::integer_u32("min_calls", expr));
+            if value == Some(0) {
+                errors.push(at(expr, rule));
+            }
+            let value = Literal::u32_unsuffixed(value.unwrap_or(1)).into_token_stream();
+            consts::respan(value, expr)
+        } else {
+            consts::u32(
+                "circuit_breaker",
+                "min_calls",
+                expr,
+                (1, u32::MAX),
+                rule,
+                errors,
+            )
+        };
+        let window = config
+            .consts
+            .get("window")
+            .unwrap_or_else(|| consts::respan(window_tokens(&window), expr));
+        let rule = "`min_calls` is above the window's size: the window could never hold enough calls to decide; make it at most the window's size";
+        let value = consts::across(
+            "circuit_breaker",
+            expr,
+            "min_calls_within",
+            &[&value, &window],
+            rule,
+        );
+        config.consts.set("min_calls", value);
+        min_calls = Some(1);
+    } else if let Some(expr) = opts.get("min_calls")
         && let Some(value) = errors.value(options::integer_u32("min_calls", expr))
     {
         if value == 0 {
@@ -257,7 +347,12 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
         min_calls = Some(value);
     }
     let mut slow_call = None;
-    if let Some(expr) = opts.get("slow_call")
+    if let Some(expr) = consts::given(opts, "slow_call") {
+        let rule = Some((1, "`slow_call` must be longer than zero"));
+        let value = consts::duration("circuit_breaker", "slow_call", expr, rule, errors);
+        config.consts.set("slow_call", value);
+        slow_call = Some(1);
+    } else if let Some(expr) = opts.get("slow_call")
         && let Some(value) = errors.value(options::duration("slow_call", expr))
     {
         if value == 0 {
@@ -267,7 +362,7 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
     }
     let slow_call_rate = opts
         .get("slow_call_rate")
-        .and_then(|e| rate("slow_call_rate", e, errors));
+        .and_then(|e| rate("slow_call_rate", e, &mut config.consts, errors));
     if let (Some(expr), None) = (opts.get("slow_call_rate"), slow_call) {
         errors.push(at(
             expr,
@@ -286,11 +381,24 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
 
 pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> TokenStream {
     let named = config.name.as_ref().map(|n| quote!(.named(#n)));
-    let successes = Literal::u32_unsuffixed(config.success_threshold);
-    let cooldown = duration(config.cooldown);
+    let consts = &config.consts;
+    let int = |key: &str, value: u32| {
+        consts
+            .get(key)
+            .unwrap_or_else(|| Literal::u32_unsuffixed(value).into_token_stream())
+    };
+    let float = |key: &str, value: f64| {
+        consts
+            .get(key)
+            .unwrap_or_else(|| Literal::f64_unsuffixed(value).into_token_stream())
+    };
+    let successes = int("success_threshold", config.success_threshold);
+    let cooldown = consts
+        .get("cooldown")
+        .unwrap_or_else(|| duration(config.cooldown));
     let settings = match &config.rule {
         Rule::Consecutive { failure_threshold } => {
-            let failures = Literal::u32_unsuffixed(*failure_threshold);
+            let failures = int("failure_threshold", *failure_threshold);
             quote!(::reliability::__private::consecutive_breaker(#failures, #successes, #cooldown))
         }
         Rule::Rate {
@@ -300,26 +408,14 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> To
             slow_call,
             slow_call_rate,
         } => {
-            let failure_rate = Literal::f64_unsuffixed(*failure_rate);
-            let window = match window {
-                Window::Calls(n) => {
-                    let n = Literal::u32_unsuffixed(*n);
-                    quote!(::reliability::__private::SlidingWindow::Calls(#n))
-                }
-                Window::Time(nanos) => {
-                    let d = duration(*nanos);
-                    quote!(::reliability::__private::SlidingWindow::Duration(#d))
-                }
-            };
-            let min_calls = option(min_calls.map(|n| {
-                let n = Literal::u32_unsuffixed(n);
-                quote!(#n)
-            }));
-            let slow_call = option(slow_call.map(duration));
-            let slow_call_rate = option(slow_call_rate.map(|r| {
-                let r = Literal::f64_unsuffixed(r);
-                quote!(#r)
-            }));
+            let failure_rate = float("failure_rate", *failure_rate);
+            let window = consts
+                .get("window")
+                .unwrap_or_else(|| window_tokens(window));
+            let min_calls = option(min_calls.map(|n| int("min_calls", n)));
+            let slow_call =
+                option(slow_call.map(|d| consts.get("slow_call").unwrap_or_else(|| duration(d))));
+            let slow_call_rate = option(slow_call_rate.map(|r| float("slow_call_rate", r)));
             quote!(::reliability::__private::rate_breaker(
                 #failure_rate, #window, #min_calls, #slow_call, #slow_call_rate, #successes, #cooldown,
             ))
@@ -354,6 +450,21 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> To
         quote!(circuit_breaker)
     };
     quote!(::reliability::__private::#call(#breaker, &#site, &#ctx, #when, #convert, #below))
+}
+
+/// A window written as a literal, as tokens.
+fn window_tokens(window: &Window) -> TokenStream {
+    match window {
+        Window::Calls(n) => {
+            let n = Literal::u32_unsuffixed(*n);
+            quote!(::reliability::__private::SlidingWindow::Calls(#n))
+        }
+        Window::Time(nanos) => {
+            let d = duration(*nanos);
+            quote!(::reliability::__private::SlidingWindow::Duration(#d))
+        }
+        Window::Const => TokenStream::new(),
+    }
 }
 
 /// `name = gpt4` where `gpt4` is no argument of the function, nor a constant's name (upper case):

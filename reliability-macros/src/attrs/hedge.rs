@@ -1,9 +1,10 @@
 //! `#[hedge]`: start another attempt when the first is slow; the first `Ok` wins.
 
 use proc_macro2::{Literal, Span, TokenStream};
-use quote::quote;
+use quote::{ToTokens, quote};
 use syn::{Expr, Lit};
 
+use crate::consts::{self, Consts};
 use crate::expand::{Cx, duration};
 use crate::kind::{Opt, Spec};
 use crate::options::{self, Errors, Options, at};
@@ -39,6 +40,8 @@ pub(crate) struct Config {
     after: After,
     max: u32,
     when: Option<Expr>,
+    /// Values given as constants, checked when the `static` is evaluated.
+    consts: Consts,
 }
 
 enum After {
@@ -65,9 +68,16 @@ pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config 
         after: After::Fixed(0),
         max: 1,
         when: opts.get("when").cloned(),
+        consts: Consts::default(),
     };
+    const MAX_RULE: &str = "`max` is the extra attempts a hedge may start: 1 to 5";
     match opts.get("after") {
         None => opts.missing(errors, span, "`#[hedge]` needs `after`: a delay (`after = \"200ms\"`) or a percentile of recent latencies (`after = \"p95\"`)".to_owned()),
+        Some(expr) if !options::is_literal(expr) => {
+            // A constant is a duration; a percentile is written as a literal.
+            let after = consts::duration("hedge", "after", expr, None, errors);
+            config.consts.set("after", after);
+        }
         Some(expr) => match percentile(expr) {
             Some(Ok(p)) if (50.0..=99.9).contains(&p) => config.after = After::Percentile(p),
             Some(_) => errors.push(at(expr, "a percentile for `after` is written `\"pNN\"` with NN from 50 to 99.9, e.g. `after = \"p95\"`")),
@@ -78,14 +88,14 @@ pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config 
             }
         },
     }
-    if let Some(expr) = opts.get("max")
+    if let Some(expr) = consts::given(opts, "max") {
+        let max = consts::u32("hedge", "max", expr, (1, 5), MAX_RULE, errors);
+        config.consts.set("max", max);
+    } else if let Some(expr) = opts.get("max")
         && let Some(max) = errors.value(options::integer_u32("max", expr))
     {
         if !(1..=5).contains(&max) {
-            errors.push(at(
-                expr,
-                "`max` is the extra attempts a hedge may start: 1 to 5",
-            ));
+            errors.push(at(expr, MAX_RULE));
         }
         config.max = max.clamp(1, 5);
     }
@@ -95,7 +105,10 @@ pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config 
 pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> TokenStream {
     let after = match config.after {
         After::Fixed(nanos) => {
-            let d = duration(nanos);
+            let d = config
+                .consts
+                .get("after")
+                .unwrap_or_else(|| duration(nanos));
             quote!(::reliability::__private::HedgeAfter::Fixed(#d))
         }
         After::Percentile(p) => {
@@ -103,7 +116,10 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> To
             quote!(::reliability::__private::HedgeAfter::Percentile(#p))
         }
     };
-    let max = Literal::u32_unsuffixed(config.max);
+    let max = config
+        .consts
+        .get("max")
+        .unwrap_or_else(|| Literal::u32_unsuffixed(config.max).into_token_stream());
     cx.statics.push(quote! {
         static __RELIABILITY_HEDGE: ::reliability::__private::HedgeSlot =
             ::reliability::__private::HedgeSlot::new(#after, #max);

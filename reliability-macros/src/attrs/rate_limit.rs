@@ -1,9 +1,10 @@
 //! `#[rate_limit]`: stay under a quota (GCRA); a call without a permit in time is rejected.
 
 use proc_macro2::{Literal, Span, TokenStream};
-use quote::quote;
+use quote::{ToTokens, quote};
 use syn::Expr;
 
+use crate::consts::{self, Consts};
 use crate::expand::{Cx, duration};
 use crate::kind::{Opt, Spec};
 use crate::options::{self, Errors, Options, at};
@@ -81,6 +82,8 @@ pub(crate) struct Config {
     key: Option<Expr>,
     name: Option<String>,
     shared: bool,
+    /// Values given as constants, checked when the `static` is evaluated.
+    consts: Consts,
 }
 
 pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config {
@@ -93,51 +96,115 @@ pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config 
         key: opts.get("key").cloned(),
         name: None,
         shared: opts.flag("shared"),
+        consts: Consts::default(),
     };
+    const RATE_RULE: &str = "`rate` must be at least 1 (permits per `per`)";
+    const PER_RULE: &str =
+        "`per` is too short for this `rate`: one permit must take at least a nanosecond";
+    const BURST_RULE: &str = "`burst` must be at least 1 (permits that may be taken at once)";
+    const REFILL_RULE: &str = "`per / rate × burst` is above 100 years; the limiter cannot hold it";
     match opts.get("rate") {
         None => opts.missing(errors, span, "`#[rate_limit]` needs a quota: `#[rate_limit(rate = 500, per = \"1m\")]` (permits per period)".to_owned()),
+        Some(expr) if !options::is_literal(expr) => {
+            let rate = consts::u32("rate_limit", "rate", expr, (1, u32::MAX), RATE_RULE, errors);
+            config.consts.set("rate", rate);
+        }
         Some(expr) => {
             if let Some(rate) = errors.value(options::integer_u32("rate", expr)) {
                 if rate == 0 {
-                    errors.push(at(expr, "`rate` must be at least 1 (permits per `per`)"));
+                    errors.push(at(expr, RATE_RULE));
                 }
                 config.rate = rate.max(1);
             }
         }
     }
-    if let Some(expr) = opts.get("per")
+    if let Some(expr) = consts::given(opts, "per") {
+        let per = consts::duration("rate_limit", "per", expr, None, errors);
+        config.consts.set("per", per);
+    } else if let Some(expr) = opts.get("per")
         && let Some(per) = errors.value(options::duration("per", expr))
     {
-        if u128::from(per) < u128::from(config.rate) {
-            errors.push(at(
-                expr,
-                "`per` is too short for this `rate`: one permit must take at least a nanosecond",
-            ));
+        if !config.consts.has("rate") && u128::from(per) < u128::from(config.rate) {
+            errors.push(at(expr, PER_RULE));
         }
         config.per = per;
     }
     config.burst = config.rate;
-    if let Some(expr) = opts.get("burst")
+    if let Some(expr) = consts::given(opts, "burst") {
+        let burst = consts::u32(
+            "rate_limit",
+            "burst",
+            expr,
+            (1, u32::MAX),
+            BURST_RULE,
+            errors,
+        );
+        config.consts.set("burst", burst);
+    } else if let Some(expr) = opts.get("burst")
         && let Some(burst) = errors.value(options::integer_u32("burst", expr))
     {
         if burst == 0 {
-            errors.push(at(
-                expr,
-                "`burst` must be at least 1 (permits that may be taken at once)",
-            ));
+            errors.push(at(expr, BURST_RULE));
         }
         config.burst = burst.max(1);
     }
+    let any_const = ["rate", "per", "burst"]
+        .iter()
+        .find_map(|key| consts::given(opts, key));
+    if let Some(blame) = any_const {
+        // `per` long enough for `rate`, and `per / rate × burst` within bounds, when the `static`
+        // is evaluated.
+        // Literal values, at the constant the check blames.
+        let rate = |at: &Expr| match config.consts.get("rate") {
+            Some(rate) => rate,
+            None => consts::respan(Literal::u32_unsuffixed(config.rate).into_token_stream(), at),
+        };
+        let per = |at: &Expr| match config.consts.get("per") {
+            Some(per) => per,
+            None => consts::respan(duration(config.per), at),
+        };
+        let per_blame = consts::given(opts, "per").unwrap_or(blame);
+        let per_checked = consts::across(
+            "rate_limit",
+            per_blame,
+            "per_for_rate",
+            &[&rate(per_blame), &per(per_blame)],
+            PER_RULE,
+        );
+        let burst_blame = consts::given(opts, "burst").unwrap_or(blame);
+        let burst = match (config.consts.get("burst"), opts.get("burst")) {
+            (Some(burst), _) => burst,
+            (None, Some(_)) => consts::respan(
+                Literal::u32_unsuffixed(config.burst).into_token_stream(),
+                burst_blame,
+            ),
+            (None, None) => rate(burst_blame),
+        };
+        let limit = consts::respan(
+            Literal::u128_unsuffixed(HUNDRED_YEARS).into_token_stream(),
+            burst_blame,
+        );
+        let checked = consts::across(
+            "rate_limit",
+            burst_blame,
+            "refill_at_most",
+            &[&rate(burst_blame), &per(burst_blame), &burst, &limit],
+            REFILL_RULE,
+        );
+        config.consts.set("per", per_checked);
+        config.consts.set("burst", checked);
+    }
     let refill = u128::from(config.per) / u128::from(config.rate) * u128::from(config.burst);
-    if refill > HUNDRED_YEARS
+    if any_const.is_none()
+        && refill > HUNDRED_YEARS
         && let Some(blame) = opts.get("burst").or(opts.get("per"))
     {
-        errors.push(at(
-            blame,
-            "`per / rate × burst` is above 100 years; the limiter cannot hold it",
-        ));
+        errors.push(at(blame, REFILL_RULE));
     }
-    if let Some(expr) = opts.get("wait")
+    if let Some(expr) = consts::given(opts, "wait") {
+        let wait = consts::duration("rate_limit", "wait", expr, None, errors);
+        config.consts.set("wait", wait);
+    } else if let Some(expr) = opts.get("wait")
         && let Some(wait) = errors.value(options::duration("wait", expr))
     {
         config.wait = (wait, Some(expr.clone()));
@@ -148,12 +215,25 @@ pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config 
     config
 }
 
+/// `rate`, as given.
+fn rate_tokens(config: &Config) -> TokenStream {
+    config
+        .consts
+        .get("rate")
+        .unwrap_or_else(|| Literal::u32_unsuffixed(config.rate).into_token_stream())
+}
+
 pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> TokenStream {
     let named = config.name.as_ref().map(|n| quote!(.named(#n)));
-    let rate = Literal::u32_unsuffixed(config.rate);
-    let burst = Literal::u32_unsuffixed(config.burst);
-    let per = duration(config.per);
-    let wait = duration(config.wait.0);
+    let consts = &config.consts;
+    let rate = rate_tokens(config);
+    let burst = consts
+        .get("burst")
+        .unwrap_or_else(|| Literal::u32_unsuffixed(config.burst).into_token_stream());
+    let per = consts.get("per").unwrap_or_else(|| duration(config.per));
+    let wait = consts
+        .get("wait")
+        .unwrap_or_else(|| duration(config.wait.0));
     cx.statics.push(quote! {
         static __RELIABILITY_RATE_LIMIT: ::reliability::__private::RateLimitSlot =
             ::reliability::__private::RateLimitSlot::new(#rate, #per, #burst, #wait)#named;

@@ -1,10 +1,11 @@
 //! `#[retry]`: the attempt loop, written into the function as a `loop` around the layer below.
 
 use proc_macro2::{Literal, TokenStream};
-use quote::{format_ident, quote};
+use quote::{ToTokens, format_ident, quote};
 use syn::Expr;
 
 use super::Wrapped;
+use crate::consts::{self, Consts};
 use crate::expand::{Cx, duration};
 use crate::kind::{Opt, Spec};
 use crate::options::{self, Errors, Options, at};
@@ -96,6 +97,8 @@ pub(crate) struct Config {
     /// With the option's value, for a message that blames it.
     pub(crate) deadline: Option<(u64, Expr)>,
     budget: Option<f64>,
+    /// Values given as constants, checked when the `static` is evaluated.
+    consts: Consts,
 }
 
 /// `backoff = "..."`.
@@ -177,12 +180,17 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
         retry_after: opts.get("retry_after").cloned(),
         deadline: None,
         budget: None,
+        consts: Consts::default(),
     };
-    if let Some(expr) = opts.get("max")
+    const MAX_RULE: &str = "`max` counts every attempt, the first included, so it must be at least 1 (`max = 1` disables retries)";
+    if let Some(expr) = consts::given(opts, "max") {
+        let max = consts::u32("retry", "max", expr, (1, u32::MAX), MAX_RULE, errors);
+        config.consts.set("max", max);
+    } else if let Some(expr) = opts.get("max")
         && let Some(max) = errors.value(options::integer_u32("max", expr))
     {
         if max == 0 {
-            errors.push(at(expr, "`max` counts every attempt, the first included, so it must be at least 1 (`max = 1` disables retries)"));
+            errors.push(at(expr, MAX_RULE));
         }
         config.max = max;
     }
@@ -206,13 +214,21 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
     {
         config.jitter = jitter;
     }
-    if let Some(expr) = opts.get("delay")
+    if let Some(expr) = consts::given(opts, "delay") {
+        let delay = consts::duration("retry", "delay", expr, None, errors);
+        config.consts.set("delay", delay);
+    } else if let Some(expr) = opts.get("delay")
         && let Some(delay) = errors.value(options::duration("delay", expr))
     {
         config.delay = delay;
     }
     let mut max_delay_given = false;
-    if let Some(expr) = opts.get("max_delay")
+    if let Some(expr) = consts::given(opts, "max_delay") {
+        let rule = "`max_delay` must be longer than zero";
+        let max_delay = consts::duration("retry", "max_delay", expr, Some((1, rule)), errors);
+        config.consts.set("max_delay", max_delay);
+        max_delay_given = true;
+    } else if let Some(expr) = opts.get("max_delay")
         && let Some(max_delay) = errors.value(options::duration("max_delay", expr))
     {
         if max_delay == 0 {
@@ -221,7 +237,33 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
         config.max_delay = max_delay;
         max_delay_given = true;
     }
-    if config.delay > config.max_delay {
+    if config.consts.has("delay") || config.consts.has("max_delay") {
+        // Checked when the `static` is evaluated: `max_delay` (as given, or the default) not shorter
+        // than `delay`.
+        let rule = if max_delay_given {
+            "`delay` is longer than `max_delay`; every wait is capped at `max_delay`, so make `delay` shorter or `max_delay` longer"
+        } else {
+            "`delay` is longer than the default `max_delay` (30 s); add a `max_delay` at least as long"
+        };
+        if let Some(blame) = consts::given(opts, "delay").or(consts::given(opts, "max_delay")) {
+            let delay = config
+                .consts
+                .get("delay")
+                .unwrap_or_else(|| consts::respan(duration(config.delay), blame));
+            let max_delay = config
+                .consts
+                .get("max_delay")
+                .unwrap_or_else(|| consts::respan(duration(config.max_delay), blame));
+            let checked = consts::across(
+                "retry",
+                blame,
+                "not_shorter",
+                &[&delay, &max_delay, &consts::respan(quote!(false), blame)],
+                rule,
+            );
+            config.consts.set("max_delay", checked);
+        }
+    } else if config.delay > config.max_delay {
         let message = if max_delay_given {
             "`delay` is longer than `max_delay`; every wait is capped at `max_delay`, so make `delay` shorter or `max_delay` longer"
         } else {
@@ -231,14 +273,28 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
             errors.push(at(blame, message));
         }
     }
+    const MULTIPLIER_RULE: &str =
+        "`multiplier` must be above 1.0 (for equal waits use `backoff = \"fixed\"`)";
+    if let Some(expr) = consts::given(opts, "multiplier") {
+        let multiplier = consts::float(
+            "retry",
+            "multiplier",
+            expr,
+            "above_one",
+            MULTIPLIER_RULE,
+            errors,
+        );
+        config.consts.set("multiplier", multiplier);
+    }
     if let Some(expr) = opts.get("multiplier")
-        && let Some(multiplier) = errors.value(options::number("multiplier", expr))
+        && let Some(multiplier) = if config.consts.has("multiplier") {
+            Some(DEFAULT_MULTIPLIER)
+        } else {
+            errors.value(options::number("multiplier", expr))
+        }
     {
         if !(multiplier.is_finite() && multiplier > 1.0) {
-            errors.push(at(
-                expr,
-                "`multiplier` must be above 1.0 (for equal waits use `backoff = \"fixed\"`)",
-            ));
+            errors.push(at(expr, MULTIPLIER_RULE));
         }
         if config.backoff != Backoff::Exponential {
             errors.push(at(
@@ -254,11 +310,41 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
     if let Some(expr) = opts.get("name") {
         config.name = errors.value(options::name("name", expr));
     }
-    if let Some(expr) = opts.get("deadline")
+    if let Some(expr) = consts::given(opts, "deadline") {
+        let rule = "`deadline` must be longer than zero";
+        let mut deadline = consts::duration("retry", "deadline", expr, Some((1, rule)), errors);
+        if opts.get("delay").is_some() {
+            let delay = config
+                .consts
+                .get("delay")
+                .unwrap_or_else(|| consts::respan(duration(config.delay), expr));
+            let rule = "`deadline` is not longer than `delay`: no retry could ever start before it; make the deadline longer, or the delay shorter";
+            deadline = consts::across(
+                "retry",
+                expr,
+                "not_shorter",
+                &[&delay, &deadline, &consts::respan(quote!(true), expr)],
+                rule,
+            );
+        }
+        config.consts.set("deadline", deadline);
+    } else if let Some(expr) = opts.get("deadline")
         && let Some(deadline) = errors.value(options::duration("deadline", expr))
     {
         if deadline == 0 {
             errors.push(at(expr, "`deadline` must be longer than zero"));
+        } else if let Some(blame) = consts::given(opts, "delay") {
+            let deadline = consts::respan(duration(deadline), blame);
+            let delay = config.consts.get("delay").unwrap_or_default();
+            let rule = "`deadline` is not longer than `delay`: no retry could ever start before it; make the deadline longer, or the delay shorter";
+            let checked = consts::across(
+                "retry",
+                blame,
+                "not_shorter",
+                &[&delay, &deadline, &consts::respan(quote!(true), blame)],
+                rule,
+            );
+            config.consts.set("deadline", checked);
         } else if opts.get("delay").is_some() && deadline <= config.delay {
             errors.push(at(
                 expr,
@@ -267,7 +353,11 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
         }
         config.deadline = Some((deadline, expr.clone()));
     }
-    if let Some(expr) = opts.get("budget")
+    if let Some(expr) = consts::given(opts, "budget") {
+        let rule = "`budget` is the share of calls that retries may add: above 0 and at most 1 (e.g. `budget = 0.1` for 10%)";
+        let budget = consts::float("retry", "budget", expr, "share", rule, errors);
+        config.consts.set("budget", budget);
+    } else if let Some(expr) = opts.get("budget")
         && let Some(budget) = errors.value(options::number("budget", expr))
     {
         if !(budget > 0.0 && budget <= 1.0) {
@@ -282,27 +372,40 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
 }
 
 pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wrapped {
-    let max = Literal::u32_unsuffixed(config.max);
+    let consts = &config.consts;
+    let max = consts
+        .get("max")
+        .unwrap_or_else(|| Literal::u32_unsuffixed(config.max).into_token_stream());
     let backoff = match config.backoff {
         Backoff::Fixed => quote!(::reliability::__private::Backoff::Fixed),
         Backoff::Linear => quote!(::reliability::__private::Backoff::Linear),
         Backoff::Exponential => {
-            let multiplier = Literal::f64_unsuffixed(config.multiplier);
+            let multiplier = consts
+                .get("multiplier")
+                .unwrap_or_else(|| Literal::f64_unsuffixed(config.multiplier).into_token_stream());
             quote!(::reliability::__private::Backoff::Exponential { multiplier: #multiplier })
         }
     };
     let jitter = format_ident!("{}", config.jitter.variant());
-    let delay = duration(config.delay);
-    let max_delay = duration(config.max_delay);
+    let delay = consts
+        .get("delay")
+        .unwrap_or_else(|| duration(config.delay));
+    let max_delay = consts
+        .get("max_delay")
+        .unwrap_or_else(|| duration(config.max_delay));
     let named = config.name.as_ref().map(|n| quote!(.named(#n)));
-    let deadline = config.deadline.as_ref().map(|(d, _)| {
-        let d = duration(*d);
-        quote!(.deadline(#d))
-    });
-    let budget = config.budget.map(|b| {
-        let b = Literal::f64_unsuffixed(b);
-        quote!(.budget(#b))
-    });
+    let deadline = consts
+        .get("deadline")
+        .or_else(|| config.deadline.as_ref().map(|(d, _)| duration(*d)))
+        .map(|d| quote!(.deadline(#d)));
+    let budget = consts
+        .get("budget")
+        .or_else(|| {
+            config
+                .budget
+                .map(|b| Literal::f64_unsuffixed(b).into_token_stream())
+        })
+        .map(|b| quote!(.budget(#b)));
     cx.statics.push(quote! {
         static __RELIABILITY_RETRY: ::reliability::__private::RetrySlot = ::reliability::__private::RetrySlot::new(
             #max, #backoff, #delay, #max_delay, ::reliability::__private::Jitter::#jitter,

@@ -9,11 +9,15 @@ impl From<reliability::Error> for MyError {
     }
 }
 
-const N: u32 = 3;
+pub struct Client;
 
-#[retry(max = N)]
-async fn f() -> Result<u32, MyError> {
-    Ok(1)
+impl Client {
+    const MAX: u32 = 3;
+
+    #[retry(max = Self::MAX)]
+    pub async fn call(&self) -> Result<u32, MyError> {
+        Ok(Self::MAX)
+    }
 }
 
 fn main() {}
