@@ -186,6 +186,11 @@ fn build(
         }
     }
     let function = errors.value(item::analyze(function, reuses_args))?;
+    for config in &configs {
+        if let Config::Cached(cached) = config {
+            attrs::cached::check_key(&function, cached, errors);
+        }
+    }
     if errors.any() {
         return None;
     }

@@ -256,3 +256,86 @@ fn key(function: &Function, config: &Config) -> TokenStream {
     let inputs = function.sig.inputs.span();
     quote_spanned!(inputs=> (#(#parts,)*))
 }
+
+/// A `key = ...` that names a borrowed argument as a whole (`key = (self.id, q)` with `q: &str`):
+/// the key is stored in the cache, which outlives the call, so rustc would say only that borrowed
+/// data escapes. One error at that argument instead, with the key to write.
+pub(crate) fn check_key(function: &Function, config: &Config, errors: &mut Errors) {
+    let Some(key) = &config.key else { return };
+    let mut inner = key;
+    while let Expr::Paren(paren) = inner {
+        inner = &paren.expr;
+    }
+    let parts: Vec<&Expr> = match inner {
+        Expr::Tuple(tuple) => tuple.elems.iter().collect(),
+        other => vec![other],
+    };
+    for part in parts {
+        let Expr::Path(path) = part else { continue };
+        let Some(name) = path.path.get_ident() else {
+            continue;
+        };
+        if path.qself.is_some() {
+            continue;
+        }
+        let Some(arg) = function
+            .args
+            .iter()
+            .find(|a| a.pattern.is_none() && a.binding == *name && a.passing != Passing::Owned)
+        else {
+            continue;
+        };
+        let ty = &arg.ty;
+        if let syn::Type::Reference(r) = ty
+            && r.lifetime.as_ref().is_some_and(|l| l.ident == "static")
+        {
+            continue;
+        }
+        let shown = quote!(#ty).to_string().replace("& ", "&");
+        let fixed = quote!(#key).to_string().replace(' ', "").replace(',', ", ");
+        let fixed = replace_ident(&fixed, &name.to_string(), &format!("{name}.to_owned()"));
+        errors.push(at(
+            part,
+            format!(
+                "`{name}` is `{shown}`, and a borrowed argument cannot be part of the cache key (the cache keeps its keys after the call returns): write `key = {fixed}`"
+            ),
+        ));
+    }
+}
+
+/// `text` with the whole word `word` replaced by `with` (not inside longer names, nor after a `.`).
+fn replace_ident(text: &str, word: &str, with: &str) -> String {
+    let is_name = |c: char| c.is_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(text.len() + with.len());
+    let mut rest = text;
+    while let Some(found) = rest.find(word) {
+        let before = rest[..found]
+            .chars()
+            .next_back()
+            .or(out.chars().next_back());
+        let after = rest[found + word.len()..].chars().next();
+        out.push_str(&rest[..found]);
+        if before.is_some_and(|c| is_name(c) || c == '.') || after.is_some_and(is_name) {
+            out.push_str(word);
+        } else {
+            out.push_str(with);
+        }
+        rest = &rest[found + word.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_ident;
+
+    #[test]
+    fn replaces_the_argument_only_where_it_is_a_whole_name() {
+        assert_eq!(
+            replace_ident("(self.q, q, qq, q_1)", "q", "q.to_owned()"),
+            "(self.q, q.to_owned(), qq, q_1)"
+        );
+        assert_eq!(replace_ident("q", "q", "q.to_owned()"), "q.to_owned()");
+    }
+}
