@@ -64,6 +64,9 @@ pub(crate) struct Cx<'a> {
     pub(crate) lets: Vec<TokenStream>,
     /// A retry above the layer being expanded runs it more than once.
     pub(crate) in_loop: bool,
+    /// The nearest `#[retry]` or `#[circuit_breaker]` above the layer being expanded: a layer that
+    /// acts only on the failures of the layers below it.
+    pub(crate) acts_on_failures_above: Option<Kind>,
     /// A layer returns `reliability::Error`s: the conversion is defined once.
     needs_convert: bool,
 }
@@ -149,6 +152,7 @@ pub(crate) fn expand(function: Function, configs: Vec<Config>, uses: TokenStream
         statics: Vec::new(),
         lets: Vec::new(),
         in_loop: false,
+        acts_on_failures_above: None,
         needs_convert: false,
     };
     naming(&mut cx);
@@ -186,6 +190,11 @@ pub(crate) fn expand(function: Function, configs: Vec<Config>, uses: TokenStream
         cx.in_loop = configs[..index]
             .iter()
             .any(|c| matches!(c.kind(), Kind::Retry | Kind::Hedge));
+        cx.acts_on_failures_above = configs[..index]
+            .iter()
+            .rev()
+            .map(|c| c.kind())
+            .find(|kind| matches!(kind, Kind::Retry | Kind::CircuitBreaker));
         match config.expand(&mut cx, fut) {
             Wrapped::Future(wrapped) => fut = wrapped,
             Wrapped::Statements(held) => {

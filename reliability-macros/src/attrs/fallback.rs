@@ -8,7 +8,7 @@ use syn::{Expr, Path};
 use super::Wrapped;
 use crate::expand::Cx;
 use crate::item::{Passing, Receiver};
-use crate::kind::{Opt, Spec};
+use crate::kind::{Kind, Opt, Spec};
 use crate::options::{Errors, Options, at};
 
 pub(crate) static SPEC: Spec = Spec {
@@ -86,6 +86,7 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
     let ret = cx.ret;
     // Inside a retry's loop, the last target must not take the arguments by move.
     let in_loop = cx.in_loop;
+    let acts_on_failures_above = cx.acts_on_failures_above;
     let last = config.targets.len().saturating_sub(1);
     let ok = quote!(<#ret as ::reliability::__private::IsResult>::Ok);
     let err = quote!(<#ret as ::reliability::__private::IsResult>::Err);
@@ -120,7 +121,14 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
         let index = Literal::usize_unsuffixed(index);
         let call = quote_spanned!(span=> ::reliability::__private::fallback_call(#target(#(#call_args),*)).await);
         if is_final {
-            let convert = quote_spanned!(span=> ::reliability::__private::last_fallback::<#ok, #err, _>);
+            // A retry or breaker above acts only on failures: without `when`, an infallible last
+            // target would leave it nothing to act on, which is an error at that target.
+            let last_fallback = match (acts_on_failures_above, config.when.is_some()) {
+                (Some(Kind::Retry), false) => quote_spanned!(span=> last_fallback_below_retry),
+                (Some(Kind::CircuitBreaker), false) => quote_spanned!(span=> last_fallback_below_breaker),
+                _ => quote_spanned!(span=> last_fallback),
+            };
+            let convert = quote_spanned!(span=> ::reliability::__private::#last_fallback::<#ok, #err, _>);
             quote! {
                 match #convert(#call) {
                     ::core::result::Result::Ok(#value) => ::core::result::Result::Ok(#fallback.served(&#ctx, #index, #value)),

@@ -149,3 +149,53 @@ impl<T, E> LastFallback<T, E> for T {
 pub fn last_fallback<T, E, O: LastFallback<T, E>>(out: O) -> Result<T, E> {
     out.into_result()
 }
+
+/// What the last fallback returns when a `#[retry]` is above the `#[fallback]` (without `when`):
+/// a `Result`, or the retry could never act.
+#[diagnostic::on_unimplemented(
+    message = "`#[retry]` above this `#[fallback]` can never retry: its last fallback returns a plain `{Self}`, so the call below the retry never fails",
+    label = "never fails",
+    note = "put `#[retry]` below `#[fallback]` (retry the primary, then fall back), or make the last fallback return `Result<{T}, {E}>`"
+)]
+pub trait FailsBelowRetry<T, E> {
+    /// The target's result.
+    fn into_result(self) -> Result<T, E>;
+}
+
+impl<T, E> FailsBelowRetry<T, E> for Result<T, E> {
+    #[inline(always)]
+    fn into_result(self) -> Result<T, E> {
+        self
+    }
+}
+
+/// [`last_fallback`] with a `#[retry]` above: the last target must be able to fail.
+#[inline(always)]
+pub fn last_fallback_below_retry<T, E, O: FailsBelowRetry<T, E>>(out: O) -> Result<T, E> {
+    out.into_result()
+}
+
+/// What the last fallback returns when a `#[circuit_breaker]` is above the `#[fallback]` (without
+/// `when`): a `Result`, or the breaker could never open.
+#[diagnostic::on_unimplemented(
+    message = "`#[circuit_breaker]` above this `#[fallback]` can never open: its last fallback returns a plain `{Self}`, so the call below the breaker never fails",
+    label = "never fails",
+    note = "put `#[circuit_breaker]` below `#[fallback]` (the breaker guards the primary), or make the last fallback return `Result<{T}, {E}>`"
+)]
+pub trait FailsBelowBreaker<T, E> {
+    /// The target's result.
+    fn into_result(self) -> Result<T, E>;
+}
+
+impl<T, E> FailsBelowBreaker<T, E> for Result<T, E> {
+    #[inline(always)]
+    fn into_result(self) -> Result<T, E> {
+        self
+    }
+}
+
+/// [`last_fallback`] with a `#[circuit_breaker]` above: the last target must be able to fail.
+#[inline(always)]
+pub fn last_fallback_below_breaker<T, E, O: FailsBelowBreaker<T, E>>(out: O) -> Result<T, E> {
+    out.into_result()
+}
