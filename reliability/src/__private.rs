@@ -48,8 +48,9 @@ pub use crate::circuit_breaker::expand::{
     BreakerCall, BreakerSlot, circuit_breaker, consecutive_breaker, rate_breaker,
 };
 pub use crate::fallback::expand::{
-    Chain, FailsBelowBreaker, FailsBelowRetry, FallbackCall, FallbackSlot, Fallible, LastFallback,
-    fallback_call, fallible, last_fallback, last_fallback_below_breaker, last_fallback_below_retry,
+    Chain, FailsBelowBreaker, FailsBelowRetry, FallbackCall, FallbackFn, FallbackSlot, Fallible,
+    LastFallback, fallback_call, fallback_with, fallible, last_fallback,
+    last_fallback_below_breaker, last_fallback_below_retry,
 };
 pub use crate::hedge::expand::{HedgeAfter, HedgeSlot, hedge};
 pub use crate::rate_limit::expand::{Cost, RateLimitSlot, cost, rate_limit};

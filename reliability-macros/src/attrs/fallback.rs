@@ -119,7 +119,26 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
             });
         }
         let index = Literal::usize_unsuffixed(index);
-        let call = quote_spanned!(span=> ::reliability::__private::fallback_call(#target(#(#call_args),*)).await);
+        // Called through `FallbackFn` with the argument types named, so that a target taking other
+        // arguments is one error showing both signatures; directly when an argument's type cannot
+        // be named (`impl Trait`).
+        let mut types: Vec<TokenStream> = Vec::new();
+        if let (true, Some(receiver)) = (is_method, function.sig.receiver()) {
+            let ty = &receiver.ty;
+            types.push(quote!(#ty));
+        }
+        types.extend(function.args.iter().map(|arg| {
+            let ty = &arg.ty;
+            quote!(#ty)
+        }));
+        let nameable = !types
+            .iter()
+            .any(|ty| ty.clone().into_iter().any(|t| t.to_string() == "impl"));
+        let call = if nameable {
+            quote_spanned!(span=> ::reliability::__private::fallback_with::<(#(#types,)*), _>(#target, (#(#call_args,)*)).await)
+        } else {
+            quote_spanned!(span=> ::reliability::__private::fallback_call(#target(#(#call_args),*)).await)
+        };
         if is_final {
             // A retry or breaker above acts only on failures: without `when`, an infallible last
             // target would leave it nothing to act on, which is an error at that target.

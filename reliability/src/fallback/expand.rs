@@ -80,6 +80,52 @@ impl Chain {
     }
 }
 
+/// A fallback target, called with the arguments of the function it stands in for (a tuple, the
+/// receiver first for a method). Called through this trait rather than directly, so that a target
+/// taking other arguments is one error that shows both signatures, at the target.
+#[diagnostic::on_unimplemented(
+    message = "this fallback cannot stand in for the function: it is `{Self}`, and the function passes `{Args}`",
+    label = "takes other arguments than the function",
+    note = "a fallback takes the function's arguments, of the same types, in the same order (for a method: the same receiver first)"
+)]
+pub trait FallbackFn<Args> {
+    /// What calling the target gives (a future).
+    type Output;
+    /// Calls the target with `args`.
+    fn call_with(self, args: Args) -> Self::Output;
+}
+
+macro_rules! fallback_fn {
+    ($($arg:ident),*) => {
+        impl<F, R, $($arg),*> FallbackFn<($($arg,)*)> for F
+        where
+            F: FnOnce($($arg),*) -> R,
+        {
+            type Output = R;
+
+            #[inline(always)]
+            #[allow(non_snake_case)]
+            fn call_with(self, ($($arg,)*): ($($arg,)*)) -> R {
+                self($($arg),*)
+            }
+        }
+    };
+}
+
+fallback_fn!();
+fallback_fn!(A1);
+fallback_fn!(A1, A2);
+fallback_fn!(A1, A2, A3);
+fallback_fn!(A1, A2, A3, A4);
+fallback_fn!(A1, A2, A3, A4, A5);
+fallback_fn!(A1, A2, A3, A4, A5, A6);
+fallback_fn!(A1, A2, A3, A4, A5, A6, A7);
+fallback_fn!(A1, A2, A3, A4, A5, A6, A7, A8);
+fallback_fn!(A1, A2, A3, A4, A5, A6, A7, A8, A9);
+fallback_fn!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10);
+fallback_fn!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11);
+fallback_fn!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12);
+
 /// A fallback target must be called like an `async fn`.
 #[diagnostic::on_unimplemented(
     message = "a fallback must be an `async fn`; calling this one gives `{Self}`, which is not a future",
@@ -94,6 +140,17 @@ impl<F: IntoFuture> FallbackCall for F {}
 #[inline(always)]
 pub fn fallback_call<F: FallbackCall>(call: F) -> F {
     call
+}
+
+/// Calls a fallback target with the function's arguments, typed `Args`: a target taking others is
+/// one error at the target ([`FallbackFn`]), and its call must be a future ([`FallbackCall`]).
+#[inline(always)]
+pub fn fallback_with<Args, F>(target: F, args: Args) -> F::Output
+where
+    F: FallbackFn<Args>,
+    F::Output: FallbackCall,
+{
+    target.call_with(args)
 }
 
 /// What a fallback that is not the last returns.

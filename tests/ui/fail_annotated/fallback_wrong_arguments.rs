@@ -14,7 +14,7 @@ async fn cheaper(q: String, extra: u32) -> Result<usize, MyError> {
 }
 
 #[fallback(cheaper)]
-//~^ ERROR[E0061]
+//~^ ERROR[E0593]: function is expected to take 1 argument, but it takes 2 arguments
 //~| SPAN: cheaper
 async fn f(q: String) -> Result<usize, MyError> {
     Ok(q.len())
