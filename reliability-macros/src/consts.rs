@@ -83,6 +83,29 @@ pub(crate) fn u32(
     quote_spanned!(expr.span()=> ::reliability::__private::count_u32(#expr, #min, #max, #message))
 }
 
+/// A `u32` option in `min..=max`, given as a literal or as a constant. A constant goes into
+/// `consts` (checked when the crate compiles) and gives `None`; a literal is read here, reported
+/// with `rule` at its value when out of range, and returned (the caller keeps or clamps it).
+pub(crate) fn count(
+    kind: &str,
+    key: &'static str,
+    expr: &Expr,
+    range: (u32, u32),
+    rule: &str,
+    consts: &mut Consts,
+    errors: &mut Errors,
+) -> Option<u32> {
+    if !options::is_literal(expr) {
+        consts.set(key, u32(kind, key, expr, range, rule, errors));
+        return None;
+    }
+    let value = errors.value(options::integer_u32(key, expr))?;
+    if !(range.0..=range.1).contains(&value) {
+        errors.push(options::at(expr, rule));
+    }
+    Some(value)
+}
+
 /// An integer of type `u64` in `min..=max`.
 pub(crate) fn u64(
     kind: &str,

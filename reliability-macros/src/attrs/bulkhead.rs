@@ -95,11 +95,16 @@ pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config 
             }
         }
     }
-    if let Some(expr) = consts::given(opts, "queue") {
-        let queue = consts::u32("bulkhead", "queue", expr, (0, u32::MAX), "", errors);
-        config.consts.set("queue", queue);
-    } else if let Some(expr) = opts.get("queue")
-        && let Some(queue) = errors.value(options::integer_u32("queue", expr))
+    if let Some(expr) = opts.get("queue")
+        && let Some(queue) = consts::count(
+            "bulkhead",
+            "queue",
+            expr,
+            (0, u32::MAX),
+            "",
+            &mut config.consts,
+            errors,
+        )
     {
         config.queue = queue;
     }

@@ -218,23 +218,17 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
             config.name_expr = Some(expr.clone());
         }
     }
-    if let Some(expr) = consts::given(opts, "success_threshold") {
-        let rule = "`success_threshold` must be at least 1";
-        let value = consts::u32(
+    if let Some(expr) = opts.get("success_threshold")
+        && let Some(value) = consts::count(
             "circuit_breaker",
             "success_threshold",
             expr,
             (1, u32::MAX),
-            rule,
+            "`success_threshold` must be at least 1",
+            &mut config.consts,
             errors,
-        );
-        config.consts.set("success_threshold", value);
-    } else if let Some(expr) = opts.get("success_threshold")
-        && let Some(value) = errors.value(options::integer_u32("success_threshold", expr))
+        )
     {
-        if value == 0 {
-            errors.push(at(expr, "`success_threshold` must be at least 1"));
-        }
         config.success_threshold = value;
     }
     if let Some(expr) = consts::given(opts, "cooldown") {
@@ -262,21 +256,15 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
                 "`failure_threshold` (the consecutive rule) and `{first}` (the rate rule) pick two trip rules; keep one: `failure_threshold = N` for N failures in a row, or `failure_rate`/`window`/`min_calls` for a share of recent calls"
             )));
         }
-        if !options::is_literal(expr) {
-            let rule = "`failure_threshold` must be at least 1";
-            let value = consts::u32(
-                "circuit_breaker",
-                "failure_threshold",
-                expr,
-                (1, u32::MAX),
-                rule,
-                errors,
-            );
-            config.consts.set("failure_threshold", value);
-        } else if let Some(value) = errors.value(options::integer_u32("failure_threshold", expr)) {
-            if value == 0 {
-                errors.push(at(expr, "`failure_threshold` must be at least 1"));
-            }
+        if let Some(value) = consts::count(
+            "circuit_breaker",
+            "failure_threshold",
+            expr,
+            (1, u32::MAX),
+            "`failure_threshold` must be at least 1",
+            &mut config.consts,
+            errors,
+        ) {
             config.rule = Rule::Consecutive {
                 failure_threshold: value,
             };

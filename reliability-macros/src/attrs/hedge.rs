@@ -88,15 +88,17 @@ pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config 
             }
         },
     }
-    if let Some(expr) = consts::given(opts, "max") {
-        let max = consts::u32("hedge", "max", expr, (1, 5), MAX_RULE, errors);
-        config.consts.set("max", max);
-    } else if let Some(expr) = opts.get("max")
-        && let Some(max) = errors.value(options::integer_u32("max", expr))
+    if let Some(expr) = opts.get("max")
+        && let Some(max) = consts::count(
+            "hedge",
+            "max",
+            expr,
+            (1, 5),
+            MAX_RULE,
+            &mut config.consts,
+            errors,
+        )
     {
-        if !(1..=5).contains(&max) {
-            errors.push(at(expr, MAX_RULE));
-        }
         config.max = max.clamp(1, 5);
     }
     config

@@ -105,15 +105,17 @@ pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config 
     const REFILL_RULE: &str = "`per / rate × burst` is above 100 years; the limiter cannot hold it";
     match opts.get("rate") {
         None => opts.missing(errors, span, "`#[rate_limit]` needs a quota: `#[rate_limit(rate = 500, per = \"1m\")]` (permits per period)".to_owned()),
-        Some(expr) if !options::is_literal(expr) => {
-            let rate = consts::u32("rate_limit", "rate", expr, (1, u32::MAX), RATE_RULE, errors);
-            config.consts.set("rate", rate);
-        }
         Some(expr) => {
-            if let Some(rate) = errors.value(options::integer_u32("rate", expr)) {
-                if rate == 0 {
-                    errors.push(at(expr, RATE_RULE));
-                }
+            let rate = consts::count(
+                "rate_limit",
+                "rate",
+                expr,
+                (1, u32::MAX),
+                RATE_RULE,
+                &mut config.consts,
+                errors,
+            );
+            if let Some(rate) = rate {
                 config.rate = rate.max(1);
             }
         }
@@ -130,22 +132,17 @@ pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config 
         config.per = per;
     }
     config.burst = config.rate;
-    if let Some(expr) = consts::given(opts, "burst") {
-        let burst = consts::u32(
+    if let Some(expr) = opts.get("burst")
+        && let Some(burst) = consts::count(
             "rate_limit",
             "burst",
             expr,
             (1, u32::MAX),
             BURST_RULE,
+            &mut config.consts,
             errors,
-        );
-        config.consts.set("burst", burst);
-    } else if let Some(expr) = opts.get("burst")
-        && let Some(burst) = errors.value(options::integer_u32("burst", expr))
+        )
     {
-        if burst == 0 {
-            errors.push(at(expr, BURST_RULE));
-        }
         config.burst = burst.max(1);
     }
     let any_const = ["rate", "per", "burst"]

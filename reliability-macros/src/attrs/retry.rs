@@ -183,15 +183,17 @@ pub(crate) fn config(opts: &Options, errors: &mut Errors) -> Config {
         consts: Consts::default(),
     };
     const MAX_RULE: &str = "`max` counts every attempt, the first included, so it must be at least 1 (`max = 1` disables retries)";
-    if let Some(expr) = consts::given(opts, "max") {
-        let max = consts::u32("retry", "max", expr, (1, u32::MAX), MAX_RULE, errors);
-        config.consts.set("max", max);
-    } else if let Some(expr) = opts.get("max")
-        && let Some(max) = errors.value(options::integer_u32("max", expr))
+    if let Some(expr) = opts.get("max")
+        && let Some(max) = consts::count(
+            "retry",
+            "max",
+            expr,
+            (1, u32::MAX),
+            MAX_RULE,
+            &mut config.consts,
+            errors,
+        )
     {
-        if max == 0 {
-            errors.push(at(expr, MAX_RULE));
-        }
         config.max = max;
     }
     if let Some(expr) = opts.get("backoff")
