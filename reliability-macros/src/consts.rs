@@ -133,8 +133,11 @@ pub(crate) fn duration(
     errors: &mut Errors,
 ) -> TokenStream {
     check_scope(key, expr, errors);
-    let value =
-        quote_spanned!(expr.span()=> ::reliability::__private::DurationValue::new(#expr).get());
+    let value = quote_spanned!(expr.span()=> {
+        #[allow(unused_imports)]
+        use ::reliability::__private::NotADuration as _;
+        ::reliability::__private::DurationValue::new(#expr).get()
+    });
     match min {
         None => value,
         Some((min, rule)) => {

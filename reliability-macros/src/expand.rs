@@ -105,11 +105,13 @@ impl Cx<'_> {
             let default = Ident::new(default, Span::call_site());
             return quote!(&::reliability::__private::#default);
         };
+        let value = self.local(&format!("{local}_value"));
         let local = self.local(local);
         let ret = self.ret;
         let typer = Ident::new(typer, Span::call_site());
-        let typed = quote_spanned!(self.ret_span=> ::reliability::__private::#typer::<<#ret as ::reliability::__private::IsResult>::Err, _>);
-        self.lets.push(quote!(let #local = #typed(#expr);));
+        let typed = quote_spanned!(expr.span()=> ::reliability::__private::#typer::<<#ret as ::reliability::__private::IsResult>::Err, _>);
+        self.lets
+            .push(quote!(let #value = #typed(#expr); let #local = #value.get();));
         quote!(&#local)
     }
 

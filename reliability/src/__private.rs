@@ -5,6 +5,7 @@
 //! re-exported below; this file holds what the layers share: the stack's context, the function's
 //! registry name, and the checks of the function's types.
 
+use std::fmt;
 use std::future::Future;
 
 pub use crate::backoff::{Backoff, Jitter};
@@ -48,8 +49,8 @@ pub use crate::circuit_breaker::expand::{
     BreakerCall, BreakerSlot, circuit_breaker, consecutive_breaker, rate_breaker,
 };
 pub use crate::fallback::expand::{
-    Chain, FailsBelowBreaker, FailsBelowRetry, FallbackCall, FallbackFn, FallbackSlot, Fallible,
-    LastFallback, fallback_call, fallback_with, fallible, last_fallback,
+    Called, Chain, FailsBelowBreaker, FailsBelowRetry, FallbackCall, FallbackFn, FallbackSlot,
+    Fallible, LastFallback, fallback_call, fallback_with, fallible, last_fallback,
     last_fallback_below_breaker, last_fallback_below_retry,
 };
 pub use crate::hedge::expand::{HedgeAfter, HedgeSlot, hedge};
@@ -118,18 +119,64 @@ pub fn clone_arg<T: CloneArg>(arg: &T) -> T {
     arg.clone()
 }
 
-/// Types a `when = ...` predicate against the error type. It returns an opaque `Fn(&E) -> bool`
-/// so that a predicate of the wrong shape (the error taken by value) is reported here, once, and
-/// not again at every use inside the policy.
-#[inline(always)]
-pub fn predicate<E, P: Fn(&E) -> bool>(p: P) -> impl Fn(&E) -> bool {
-    p
+/// A `when = ...` predicate: `Fn(&E) -> bool`, shared by the attempts of a call. A trait of its
+/// own, so that a function of the wrong shape (the error taken by value) is one error; rustc still
+/// reads the closure's argument type from the `Fn` supertrait.
+pub trait ErrorPredicate<E>: Fn(&E) -> bool + Sync {}
+
+impl<E, P: Fn(&E) -> bool + Sync> ErrorPredicate<E> for P {}
+
+/// A `retry_after = ...` function: `Fn(&E) -> Option<Duration>`, like [`ErrorPredicate`].
+pub trait ErrorRetryAfter<E>: Fn(&E) -> Option<Duration> + Sync {}
+
+impl<E, A: Fn(&E) -> Option<Duration> + Sync> ErrorRetryAfter<E> for A {}
+
+/// A `when = ...` or `retry_after = ...` function, with the means to see it as `T` (a `dyn Fn`):
+/// made where its shape was checked, so that no use has to check it again.
+pub struct Erased<P, T: ?Sized> {
+    value: P,
+    erase: fn(&P) -> &T,
 }
 
-/// Types a `retry_after = ...` function against the error type (opaque, like [`predicate`]).
+impl<P, T: ?Sized> Erased<P, T> {
+    /// The function, as `T`.
+    #[inline(always)]
+    pub fn get(&self) -> &T {
+        (self.erase)(&self.value)
+    }
+}
+
+impl<P, T: ?Sized> fmt::Debug for Erased<P, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Erased").finish_non_exhaustive()
+    }
+}
+
+/// Types a `when = ...` predicate against the error type: a predicate of the wrong shape (the
+/// error taken by value) is reported here, once, and not again at each use inside the policy (an
+/// opaque `impl Fn` would carry this bound to every use). Used through `&dyn Fn`, only on a failure.
 #[inline(always)]
-pub fn retry_after_fn<E, A: Fn(&E) -> Option<Duration>>(a: A) -> impl Fn(&E) -> Option<Duration> {
-    a
+pub fn predicate<'p, E, P: ErrorPredicate<E> + 'p>(
+    p: P,
+) -> Erased<P, dyn Fn(&E) -> bool + Sync + 'p> {
+    Erased {
+        value: p,
+        erase: |p| p,
+    }
+}
+
+/// A `retry_after = ...` function, erased.
+pub type DynRetryAfter<'a, E> = dyn Fn(&E) -> Option<Duration> + Sync + 'a;
+
+/// Types a `retry_after = ...` function against the error type, like [`predicate`].
+#[inline(always)]
+pub fn retry_after_fn<'a, E, A: ErrorRetryAfter<E> + 'a>(
+    a: A,
+) -> Erased<A, DynRetryAfter<'a, E>> {
+    Erased {
+        value: a,
+        erase: |a| a,
+    }
 }
 
 /// The `retry_after` used when none is given: the service never asks.
@@ -145,6 +192,7 @@ pub fn always<E>(_: &E) -> bool {
 }
 
 pub use crate::values::{
-    DurationType, DurationValue, WindowType, WindowValue, above_one, at_least, count_u32,
-    count_u64, min_calls_within, not_shorter, per_for_rate, refill_at_most, share, sum_at_most,
+    DurationType, DurationValue, NotADuration, NotAWindow, WindowType, WindowValue, above_one,
+    at_least, count_u32, count_u64, min_calls_within, not_shorter, per_for_rate, refill_at_most,
+    share, sum_at_most,
 };

@@ -63,6 +63,21 @@ impl DurationValue<f64> {
     }
 }
 
+/// The `get` method resolution falls back to when the constant's type is none of the
+/// [`DurationType`]s: [`DurationValue::new`] has then already reported the one error, and this
+/// keeps rustc from adding "no method named `get`" to it. A `DurationValue` of another type
+/// cannot be made, so this is never called.
+pub trait NotADuration {
+    /// Never called (see the trait).
+    fn get(self) -> Duration;
+}
+
+impl<T> NotADuration for DurationValue<T> {
+    fn get(self) -> Duration {
+        Duration::MAX
+    }
+}
+
 const fn not_too_long(duration: Duration) -> Duration {
     if duration.as_nanos() > MAX_NANOS {
         panic!("a duration must be at most about 584 years");
@@ -179,6 +194,19 @@ impl WindowValue<Duration> {
         time: &'static str,
     ) -> SlidingWindow {
         SlidingWindow::Duration(at_least(not_too_long(self.0), 10, time))
+    }
+}
+
+/// The `get` method resolution falls back to when the constant's type is none of the
+/// [`WindowType`]s, as [`NotADuration`] does for durations: never called.
+pub trait NotAWindow {
+    /// Never called (see the trait).
+    fn get(self, max_calls: u32, calls: &'static str, time: &'static str) -> SlidingWindow;
+}
+
+impl<T> NotAWindow for WindowValue<T> {
+    fn get(self, max_calls: u32, _calls: &'static str, _time: &'static str) -> SlidingWindow {
+        SlidingWindow::Calls(max_calls)
     }
 }
 

@@ -388,6 +388,7 @@ mod expansion {
         let site = Site::function(std::any::type_name_of_val(&__reliability_site), "");
         let ctx = StackCtx::new();
         let when = predicate::<<Out as IsResult>::Err, _>(always);
+        let when = when.get();
         let attempts = std::sync::atomic::AtomicU32::new(0);
         hedge(HEDGE.get(&site), &ctx, &when, || {
             timeout(
@@ -458,6 +459,7 @@ mod expansion {
             tracing::subscriber::set_default(tracing_subscriber::registry().with(recorder.clone()));
         let ctx = StackCtx::new();
         let when = predicate::<reliability::Error, _>(always);
+        let when = when.get();
         let out: Out = hedge(HEDGE.get(&site), &ctx, &when, || {
             timeout(
                 TIMEOUT.get(&site),

@@ -178,7 +178,14 @@ fn window(expr: &Expr, consts: &mut Consts, errors: &mut Errors) -> Option<Windo
         let max = Literal::u64_unsuffixed(MAX_WINDOW_CALLS);
         let calls = Literal::string(&format!("#[circuit_breaker]: {WINDOW_CALLS_RULE}"));
         let time = Literal::string(&format!("#[circuit_breaker]: {WINDOW_TIME_RULE}"));
-        consts.set("window", quote_spanned!(expr.span()=> ::reliability::__private::WindowValue::new(#expr).get(#max, #calls, #time)));
+        consts.set(
+            "window",
+            quote_spanned!(expr.span()=> {
+                #[allow(unused_imports)]
+                use ::reliability::__private::NotAWindow as _;
+                ::reliability::__private::WindowValue::new(#expr).get(#max, #calls, #time)
+            }),
+        );
         return Some(Window::Const);
     }
     let is_integer = matches!(expr, Expr::Lit(l) if matches!(l.lit, Lit::Int(_)));

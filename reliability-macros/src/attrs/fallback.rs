@@ -135,7 +135,7 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
             .iter()
             .any(|ty| ty.clone().into_iter().any(|t| t.to_string() == "impl"));
         let call = if nameable {
-            quote_spanned!(span=> ::reliability::__private::fallback_with::<(#(#types,)*), _>(#target, (#(#call_args,)*)).await)
+            quote_spanned!(span=> ::reliability::__private::fallback_with::<(#(#types,)*), _, _>(#target, (#(#call_args,)*)).await)
         } else {
             quote_spanned!(span=> ::reliability::__private::fallback_call(#target(#(#call_args),*)).await)
         };

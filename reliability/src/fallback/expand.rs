@@ -1,7 +1,11 @@
 //! What `#[fallback]` expands into: a `static` slot holding the chain, the chain's counting
 //! steps, and the checks that make a target's mistakes compile errors at the target.
 
-use std::future::IntoFuture;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
 use std::sync::atomic::Ordering;
 
 use crate::call::StackCtx;
@@ -132,25 +136,60 @@ fallback_fn!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12);
     label = "this fallback is not async",
     note = "declare it `async fn` with the same arguments as the function it stands in for"
 )]
-pub trait FallbackCall: IntoFuture {}
+pub trait FallbackCall<T>: Future<Output = T> {}
 
-impl<F: IntoFuture> FallbackCall for F {}
+impl<T, F: Future<Output = T>> FallbackCall<T> for F {}
+
+pin_project! {
+    /// A fallback target's future, checked to be one where it is made ([`FallbackCall`]).
+    /// Awaiting it asks nothing more of the target, so a target that is not async is one
+    /// error, not also rustc's "not a future" at the `.await`.
+    pub struct Called<F, T> {
+        #[pin]
+        fut: F,
+        poll: fn(Pin<&mut F>, &mut Context<'_>) -> Poll<T>,
+    }
+}
+
+impl<F, T> std::fmt::Debug for Called<F, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Called").finish_non_exhaustive()
+    }
+}
+
+impl<F, T> Future for Called<F, T> {
+    type Output = T;
+
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let this = self.project();
+        (this.poll)(this.fut, cx)
+    }
+}
+
+#[inline(always)]
+fn poll_target<F: Future>(fut: Pin<&mut F>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    fut.poll(cx)
+}
 
 /// Checks that a fallback target's call is a future.
 #[inline(always)]
-pub fn fallback_call<F: FallbackCall>(call: F) -> F {
-    call
+pub fn fallback_call<F: FallbackCall<T>, T>(call: F) -> Called<F, T> {
+    Called {
+        fut: call,
+        poll: poll_target::<F>,
+    }
 }
 
 /// Calls a fallback target with the function's arguments, typed `Args`: a target taking others is
 /// one error at the target ([`FallbackFn`]), and its call must be a future ([`FallbackCall`]).
 #[inline(always)]
-pub fn fallback_with<Args, F>(target: F, args: Args) -> F::Output
+pub fn fallback_with<Args, F, T>(target: F, args: Args) -> Called<F::Output, T>
 where
     F: FallbackFn<Args>,
-    F::Output: FallbackCall,
+    F::Output: FallbackCall<T>,
 {
-    target.call_with(args)
+    fallback_call(target.call_with(args))
 }
 
 /// What a fallback that is not the last returns.

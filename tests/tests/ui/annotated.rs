@@ -9,7 +9,8 @@
 //!
 //! - `//~| LABEL: text`: a label of the primary span contains `text`;
 //! - `//~| NOTE: text`: a note of the error contains `text`;
-//! - `//~| SPAN: text`: the primary span covers exactly `text`.
+//! - `//~| SPAN: text`: the primary span covers exactly `text`;
+//! - `//~| ALONE`: no other error starts on that line (the mistake is reported once).
 //!
 //! A case passes when every expectation is met by one of its errors, every error it has starts on
 //! a line that an `ERROR` names (rustc may say more there, in any words), and it has no warning.
@@ -38,6 +39,8 @@ struct Expected {
     labels: Vec<String>,
     notes: Vec<String>,
     span: Option<String>,
+    /// No other error may start on `line`.
+    alone: bool,
 }
 
 impl Expected {
@@ -149,6 +152,10 @@ fn expectations(case: &Path) -> Vec<Expected> {
             let Some(last) = expected.last_mut() else {
                 bad("`//~|` must follow a `//~ ERROR` comment")
             };
+            if kind == "ALONE" && text.is_none() {
+                last.alone = true;
+                continue;
+            }
             let Some(text) = text else {
                 bad("expected `KIND: text`")
             };
@@ -156,7 +163,7 @@ fn expectations(case: &Path) -> Vec<Expected> {
                 "LABEL" => last.labels.push(text),
                 "NOTE" => last.notes.push(text),
                 "SPAN" => last.span = Some(text),
-                _ => bad("`//~|` takes LABEL, NOTE or SPAN"),
+                _ => bad("`//~|` takes LABEL, NOTE, SPAN or ALONE"),
             }
             continue;
         }
@@ -182,6 +189,7 @@ fn expectations(case: &Path) -> Vec<Expected> {
             labels: Vec::new(),
             notes: Vec::new(),
             span: None,
+            alone: false,
         });
     }
     expected
@@ -263,6 +271,15 @@ pub(crate) fn check(relative: &str) -> usize {
         for e in &expected {
             if !found.iter().any(|d| e.is_met_by(d)) {
                 problems.push(format!("line {}: no error meets {e:?}", e.at));
+            }
+        }
+        for e in expected.iter().filter(|e| e.alone) {
+            let on_line = found.iter().filter(|d| d.line == Some(e.line)).count();
+            if on_line != 1 {
+                problems.push(format!(
+                    "line {}: expected one error on line {}, got {on_line}",
+                    e.at, e.line
+                ));
             }
         }
         for d in &found {

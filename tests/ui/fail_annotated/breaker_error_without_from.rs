@@ -12,6 +12,7 @@ async fn f() -> Result<u32, ApiError> {
 //~| LABEL: `#[timeout]`, `#[circuit_breaker]`, `#[rate_limit]` and `#[bulkhead]` return `Err(E::from(reliability::Error))`, so this error type needs `impl From<reliability::Error>`
 //~| NOTE: with thiserror, add a variant: `#[error(transparent)] Reliability(#[from] reliability::Error)`; `anyhow::Error` works as is
 //~| SPAN: Result
+//~| ALONE
     Err(ApiError::Status(503))
 }
 

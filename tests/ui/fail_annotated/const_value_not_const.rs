@@ -1,4 +1,4 @@
-use reliability::{retry, timeout};
+use reliability::{circuit_breaker, retry, timeout};
 
 #[derive(Debug)]
 pub struct MyError;
@@ -16,6 +16,7 @@ fn attempts() -> u32 {
 #[retry(max = attempts())]
 //~^ ERROR[E0015]
 //~| SPAN: attempts()
+//~| ALONE
 async fn from_a_function() -> Result<u32, MyError> {
     Ok(1)
 }
@@ -25,7 +26,18 @@ const TIMEOUT: u32 = 30;
 #[timeout(secs = TIMEOUT)]
 //~^ ERROR: a duration given as a constant is a `std::time::Duration`, or a number of seconds as `u64` (or `f64` for fractions), not `u32`
 //~| SPAN: TIMEOUT
+//~| ALONE
 async fn wrong_type() -> Result<u32, MyError> {
+    Ok(1)
+}
+
+const WINDOW: u64 = 100;
+
+#[circuit_breaker(failure_rate = 0.5, window = WINDOW)]
+//~^ ERROR: a window given as a constant is a number of calls as `u32`, or a `std::time::Duration`, not `u64`
+//~| SPAN: WINDOW
+//~| ALONE
+async fn wrong_window_type() -> Result<u32, MyError> {
     Ok(1)
 }
 

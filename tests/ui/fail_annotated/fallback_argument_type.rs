@@ -20,6 +20,7 @@ impl Client {
     #[fallback(Self::cheap)]
     //~^ ERROR[E0631]: type mismatch in function arguments
     //~| NOTE: expected function signature `fn(&Client, String) -> _`
+    //~| ALONE
     async fn ask(&self, q: String) -> Result<usize, MyError> {
         Ok(q.len())
     }

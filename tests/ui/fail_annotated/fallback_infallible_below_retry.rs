@@ -24,6 +24,7 @@ async fn cheaper(q: String) -> Result<usize, MyError> {
 //~| LABEL: never fails
 //~| NOTE: put `#[retry]` below `#[fallback]` (retry the primary, then fall back), or make the last fallback return `Result<usize, MyError>`
 //~| SPAN: canned
+//~| ALONE
 async fn retried(q: String) -> Result<usize, MyError> {
     Ok(q.len())
 }
@@ -34,6 +35,7 @@ async fn retried(q: String) -> Result<usize, MyError> {
 //~^ ERROR: `#[circuit_breaker]` above this `#[fallback]` can never open: its last fallback returns a plain `usize`, so the call below the breaker never fails
 //~| LABEL: never fails
 //~| SPAN: canned
+//~| ALONE
 async fn guarded(q: String) -> Result<usize, MyError> {
     Ok(q.len())
 }

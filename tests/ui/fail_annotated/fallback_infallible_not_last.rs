@@ -22,6 +22,7 @@ async fn cheaper(q: String) -> Result<usize, MyError> {
 //~| LABEL: returns `usize`
 //~| NOTE: a fallback returning a plain `usize` never fails, so it must come last in `#[fallback(...)]`
 //~| SPAN: canned
+//~| ALONE
 async fn f(q: String) -> Result<usize, MyError> {
     Ok(q.len())
 }

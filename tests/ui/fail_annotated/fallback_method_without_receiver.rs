@@ -21,6 +21,7 @@ impl Client {
     #[fallback(Self::canned)]
     //~^ ERROR[E0593]: function is expected to take 2 arguments, but it takes 1 argument
     //~| NOTE: to implement `reliability::__private::FallbackFn<(&Client, String)>`
+    //~| ALONE
     async fn ask(&self, q: String) -> Result<usize, MyError> {
         Ok(q.len())
     }

@@ -12,6 +12,7 @@ impl From<reliability::Error> for MyError {
 #[fallback(cheaper_model)]
 //~^ ERROR[E0425]
 //~| SPAN: cheaper_model
+//~| ALONE
 async fn f(q: String) -> Result<usize, MyError> {
     Ok(q.len())
 }

@@ -18,6 +18,7 @@ fn canned(_q: String) -> usize {
 //~| LABEL: this fallback is not async
 //~| NOTE: declare it `async fn` with the same arguments as the function it stands in for
 //~| SPAN: canned
+//~| ALONE
 async fn f(q: String) -> Result<usize, MyError> {
     Ok(q.len())
 }

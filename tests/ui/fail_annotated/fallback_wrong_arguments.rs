@@ -16,6 +16,7 @@ async fn cheaper(q: String, extra: u32) -> Result<usize, MyError> {
 #[fallback(cheaper)]
 //~^ ERROR[E0593]: function is expected to take 1 argument, but it takes 2 arguments
 //~| SPAN: cheaper
+//~| ALONE
 async fn f(q: String) -> Result<usize, MyError> {
     Ok(q.len())
 }

@@ -17,6 +17,7 @@ async fn cheaper(q: String) -> Result<String, MyError> {
 //~^ ERROR: a fallback must return `Result<usize, MyError>` or `usize`, but this one returns `Result<String, MyError>`
 //~| LABEL: returns `Result<String, MyError>`
 //~| SPAN: cheaper
+//~| ALONE
 async fn f(q: String) -> Result<usize, MyError> {
     Ok(q.len())
 }

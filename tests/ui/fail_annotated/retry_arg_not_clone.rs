@@ -16,6 +16,7 @@ pub struct Prompt(String);
 //~| LABEL: cloned for every attempt and every fallback
 //~| NOTE: derive or implement `Clone`, or take the argument by reference
 //~| SPAN: #[retry]
+//~| ALONE
 async fn f(prompt: Prompt) -> Result<usize, MyError> {
     Ok(prompt.0.len())
 }

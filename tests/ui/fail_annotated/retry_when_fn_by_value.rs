@@ -1,6 +1,6 @@
-// Issue 17, item 6: a `when` function taking the error by value. The compiler reports the
-// mismatch at our `predicate` (which shapes `when` as `Fn(&E) -> bool`), and no longer again at
-// the retry loop's or the hedge's internals.
+// Issue 17, item 6: a `when` function taking the error by value is one error, at the function's
+// name, with rustc's help to borrow the argument; not again at the retry loop's or the hedge's
+// internals.
 use reliability::{hedge, retry};
 
 #[derive(Debug)]
@@ -19,18 +19,19 @@ fn is_transient(e: MyError) -> bool {
 }
 
 #[retry(max = 3, when = is_transient)]
-//~^ ERROR[E0631]
-//~| NOTE: required by a bound in `reliability::__private::predicate`
+//~^ ERROR[E0631]: type mismatch in function arguments
+//~| SPAN: is_transient
+//~| NOTE: required for `fn(MyError) -> bool {is_transient}` to implement `reliability::__private::ErrorPredicate<MyError>`
+//~| ALONE
 async fn f() -> Result<u32, MyError> {
-    //~^ ERROR[E0631]
     Ok(1)
 }
 
 #[hedge(after = "10ms", when = is_transient)]
-//~^ ERROR[E0631]
-//~| NOTE: required by a bound in `reliability::__private::predicate`
+//~^ ERROR[E0631]: type mismatch in function arguments
+//~| SPAN: is_transient
+//~| ALONE
 async fn g() -> Result<u32, MyError> {
-    //~^ ERROR[E0631]
     Ok(1)
 }
 

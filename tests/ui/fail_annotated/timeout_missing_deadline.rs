@@ -12,6 +12,7 @@ impl From<reliability::Error> for MyError {
 #[timeout]
 //~^ ERROR: `#[timeout]` needs a deadline: `#[timeout(secs = 30)]`, `#[timeout(secs = "1m30s")]` or `#[timeout(ms = 250)]`
 //~| SPAN: #[timeout]
+//~| ALONE
 async fn f() -> Result<u32, MyError> {
     Ok(1)
 }
