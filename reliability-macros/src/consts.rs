@@ -133,11 +133,9 @@ pub(crate) fn duration(
     errors: &mut Errors,
 ) -> TokenStream {
     check_scope(key, expr, errors);
-    let value = quote_spanned!(expr.span()=> {
-        #[allow(unused_imports)]
-        use ::reliability::__private::NotADuration as _;
-        ::reliability::__private::DurationValue::new(#expr).get()
-    });
+    // `get` is `DurationValue`'s for each type, else `autoref::NotADuration`'s.
+    let value =
+        quote_spanned!(expr.span()=> ::reliability::__private::DurationValue::new(#expr).get());
     match min {
         None => value,
         Some((min, rule)) => {

@@ -227,6 +227,8 @@ pub(crate) fn expand(function: Function, configs: Vec<Config>, uses: TokenStream
         quote! {
             #(#inner_attrs)*
             #uses
+            #[allow(unused_imports)]
+            use ::reliability::__private::autoref::*;
             #(#statics)*
             #(#lets)*
             let #ctx = ::reliability::__private::StackCtx::new();

@@ -42,7 +42,10 @@ pub fn needs_redis<T: RedisFeature>() {}
 
 pub use crate::bulkhead::expand::{BulkheadSlot, bulkhead};
 pub use crate::cache::expand::{
-    CacheKey, CacheSlot, CacheValue, OkValues, Returns, StoresOk, StoresValue, Values, store_all,
+    CacheKey, CacheSlot, CacheValue, KeyButClone, KeyButSend, KeyButSync, KeyClone, KeyEq, KeyHash,
+    KeyPart, KeySend, KeySync, NotStored, OkNotStored, OkValues, PartIsKey, PartNotClone,
+    PartNotEq, PartNotHash, PartNotSend, PartNotSync, Returns, StoresOk, StoresValue, Values,
+    store_all,
 };
 pub use crate::circuit_breaker::SlidingWindow;
 pub use crate::circuit_breaker::expand::{
@@ -50,8 +53,9 @@ pub use crate::circuit_breaker::expand::{
 };
 pub use crate::fallback::expand::{
     Called, Chain, FailsBelowBreaker, FailsBelowRetry, FallbackCall, FallbackFn, FallbackSlot,
-    Fallible, LastFallback, fallback_call, fallback_with, fallible, last_fallback,
-    last_fallback_below_breaker, last_fallback_below_retry,
+    Fallible, LastFallback, TakesAll, TakesNoReceiver, TakesOther, TakesReceiver, Target,
+    fallback_call, fallback_with, fallible, last_fallback, last_fallback_below_breaker,
+    last_fallback_below_retry,
 };
 pub use crate::hedge::expand::{HedgeAfter, HedgeSlot, hedge};
 pub use crate::rate_limit::expand::{Cost, RateLimitSlot, cost, rate_limit};
@@ -170,9 +174,7 @@ pub type DynRetryAfter<'a, E> = dyn Fn(&E) -> Option<Duration> + Sync + 'a;
 
 /// Types a `retry_after = ...` function against the error type, like [`predicate`].
 #[inline(always)]
-pub fn retry_after_fn<'a, E, A: ErrorRetryAfter<E> + 'a>(
-    a: A,
-) -> Erased<A, DynRetryAfter<'a, E>> {
+pub fn retry_after_fn<'a, E, A: ErrorRetryAfter<E> + 'a>(a: A) -> Erased<A, DynRetryAfter<'a, E>> {
     Erased {
         value: a,
         erase: |a| a,
@@ -196,3 +198,16 @@ pub use crate::values::{
     at_least, count_u32, count_u64, min_calls_within, not_shorter, per_for_rate, refill_at_most,
     share, sum_at_most,
 };
+
+/// The traits the expansions pick by method resolution (autoref), brought into scope at once by
+/// `use ::reliability::__private::autoref::*;`. Each is implemented only for a marker type of this
+/// module, so a user's own method calls (in a `key = ...`) never see them.
+pub mod autoref {
+    pub use crate::cache::expand::{
+        NotStored as _, OkNotStored as _, PartIsKey as _, PartNotClone as _, PartNotEq as _,
+        PartNotHash as _, PartNotSend as _, PartNotSync as _, StoresOk as _, StoresValue as _,
+    };
+    pub use crate::fallback::expand::{TakesAll as _, TakesNoReceiver as _, TakesOther as _};
+    pub use crate::show::{ShowDebug as _, ShowDisplay as _, ShowNothing as _};
+    pub use crate::values::{NotADuration as _, NotAWindow as _};
+}

@@ -1,7 +1,7 @@
 //! `#[cached]`: answer repeated calls from memory. What is stored is decided by the type system:
 //! a `Result` (through any alias) stores its `Ok` values, any other type its values.
 
-use proc_macro2::{Literal, TokenStream};
+use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::Expr;
 use syn::spanned::Spanned;
@@ -219,12 +219,9 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> To
     let ret = cx.ret;
     let (ctx, site) = (&cx.names.ctx, &cx.names.site);
     // `Result` or not is the type system's call (aliases and macro-made types included):
-    // `StoresOk` applies to `Result<T, E>`, `StoresValue` to anything else.
-    let how = quote!({
-        #[allow(unused_imports)]
-        use ::reliability::__private::{StoresOk as _, StoresValue as _};
-        (&::reliability::__private::Returns::<#ret>::new()).how()
-    });
+    // `StoresOk` applies to `Result<T, E>`, `StoresValue` to anything else, and a value that
+    // cannot be stored is one error of ours (see `Returns`).
+    let how = quote!((&&&&::reliability::__private::Returns::<#ret>::new()).how());
     let unless = match &config.unless {
         Some(unless) => quote!(&#unless),
         None => quote!(&::reliability::__private::store_all),
@@ -239,29 +236,68 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> To
     quote!(#how.#call(&__RELIABILITY_CACHE, &#site, &#ctx, #unless, #key, #below))
 }
 
-/// The key: the user's expression, or an owned copy of every argument but the receiver.
+/// The key: the user's expression, or an owned copy of every argument but the receiver. Each part
+/// (an argument, or an element of a `key = (..)` tuple) is checked on its own, so a part that cannot
+/// be a key is one error at it (see `KeyPart`).
 fn key(function: &Function, config: &Config) -> TokenStream {
     if let Some(key) = &config.key {
-        return quote!(#key);
-    }
-    let parts = function.args.iter().map(|arg| {
-        let binding = &arg.binding;
-        let owned = quote_spanned!(arg.ty.span()=> ::std::borrow::ToOwned::to_owned);
-        match arg.passing {
-            Passing::Owned => quote!(#owned(&#binding)),
-            Passing::Shared => quote!(#owned(#binding)),
-            Passing::Unique => quote!(#owned(&*#binding)),
+        match key {
+            Expr::Tuple(tuple) if !tuple.elems.is_empty() => {
+                let parts = tuple.elems.iter().map(|e| part(quote!(#e), e.span()));
+                quote!((#(#parts,)*))
+            }
+            other => part(quote!(#other), other.span()),
         }
-    });
-    let inputs = function.sig.inputs.span();
-    quote_spanned!(inputs=> (#(#parts,)*))
+    } else {
+        let parts = function.args.iter().map(|arg| {
+            let binding = &arg.binding;
+            let owned = quote_spanned!(arg.ty.span()=> ::std::borrow::ToOwned::to_owned);
+            let value = match arg.passing {
+                Passing::Owned => quote!(#owned(&#binding)),
+                Passing::Shared => quote!(#owned(#binding)),
+                Passing::Unique => quote!(#owned(&*#binding)),
+            };
+            part(value, arg.ty.span())
+        });
+        let inputs = function.sig.inputs.span();
+        quote_spanned!(inputs=> (#(#parts,)*))
+    }
+}
+
+/// One part of the key, checked at `span`.
+fn part(value: TokenStream, span: Span) -> TokenStream {
+    let local = Ident::new(
+        "__reliability_key_part",
+        Span::mixed_site().located_at(span),
+    );
+    let check = quote_spanned!(span=> (&&&&&&::reliability::__private::KeyPart::of(&#local)).part()(#local));
+    quote!({
+        let #local = #value;
+        #check
+    })
 }
 
 /// A `key = ...` that names a borrowed argument as a whole (`key = (self.id, q)` with `q: &str`):
 /// the key is stored in the cache, which outlives the call, so rustc would say only that borrowed
 /// data escapes. One error at that argument instead, with the key to write.
+///
+/// Without `key = ...`, every argument is part of the key: an `impl Trait` argument, whose type is
+/// not known to be a key, is one error at it, saying to give the key.
 pub(crate) fn check_key(function: &Function, config: &Config, errors: &mut Errors) {
-    let Some(key) = &config.key else { return };
+    let Some(key) = &config.key else {
+        for arg in &function.args {
+            if let syn::Type::ImplTrait(_) = strip_reference(&arg.ty) {
+                let name = &arg.binding;
+                errors.push(at(
+                    &arg.ty,
+                    format!(
+                        "`#[cached]` keys on every argument, and `{name}`, an `impl Trait` argument, cannot be part of the key: its type is not known to be `Hash + Eq + Clone`; take a concrete type (e.g. `String`), or give the key, e.g. `#[cached(key = {name}.to_string())]` for `impl Display`"
+                    ),
+                ));
+            }
+        }
+        return;
+    };
     let mut inner = key;
     while let Expr::Paren(paren) = inner {
         inner = &paren.expr;
@@ -300,6 +336,15 @@ pub(crate) fn check_key(function: &Function, config: &Config, errors: &mut Error
                 "`{name}` is `{shown}`, and a borrowed argument cannot be part of the cache key (the cache keeps its keys after the call returns): write `key = {fixed}`"
             ),
         ));
+    }
+}
+
+/// `ty` without the references around it.
+fn strip_reference(ty: &syn::Type) -> &syn::Type {
+    match ty {
+        syn::Type::Reference(r) => strip_reference(&r.elem),
+        syn::Type::Paren(p) => strip_reference(&p.elem),
+        other => other,
     }
 }
 

@@ -180,11 +180,7 @@ fn window(expr: &Expr, consts: &mut Consts, errors: &mut Errors) -> Option<Windo
         let time = Literal::string(&format!("#[circuit_breaker]: {WINDOW_TIME_RULE}"));
         consts.set(
             "window",
-            quote_spanned!(expr.span()=> {
-                #[allow(unused_imports)]
-                use ::reliability::__private::NotAWindow as _;
-                ::reliability::__private::WindowValue::new(#expr).get(#max, #calls, #time)
-            }),
+            quote_spanned!(expr.span()=> ::reliability::__private::WindowValue::new(#expr).get(#max, #calls, #time)),
         );
         return Some(Window::Const);
     }

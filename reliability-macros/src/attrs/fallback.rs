@@ -134,8 +134,13 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
         let nameable = !types
             .iter()
             .any(|ty| ty.clone().into_iter().any(|t| t.to_string() == "impl"));
+        // A method's target is first checked to take the receiver (see `Target`).
+        let checked = match (is_method && function.sig.receiver().is_some(), types.split_first()) {
+            (true, Some((_, rest))) => quote_spanned!(span=> (&&&::reliability::__private::Target::<_, (#(#types,)*), (#(#rest,)*)>::new(#target)).checked()),
+            _ => quote!(#target),
+        };
         let call = if nameable {
-            quote_spanned!(span=> ::reliability::__private::fallback_with::<(#(#types,)*), _, _>(#target, (#(#call_args,)*)).await)
+            quote_spanned!(span=> ::reliability::__private::fallback_with::<(#(#types,)*), _, _>(#checked, (#(#call_args,)*)).await)
         } else {
             quote_spanned!(span=> ::reliability::__private::fallback_call(#target(#(#call_args),*)).await)
         };

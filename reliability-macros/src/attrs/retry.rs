@@ -419,11 +419,7 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
     let ret = cx.ret;
     let show = cx.local("__reliability_show");
     cx.lets.push(quote! {
-        let #show = {
-            #[allow(unused_imports)]
-            use ::reliability::__private::{ShowDebug as _, ShowDisplay as _, ShowNothing as _};
-            (&&&::reliability::__private::Show::<<#ret as ::reliability::__private::IsResult>::Err>::new()).show()
-        };
+        let #show = (&&&::reliability::__private::Show::<<#ret as ::reliability::__private::IsResult>::Err>::new()).show();
     });
     let (ctx, site) = (&cx.names.ctx, &cx.names.site);
     let attempts = cx.local("__reliability_attempts");

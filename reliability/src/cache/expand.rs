@@ -132,8 +132,14 @@ pub fn store_all<V>(_: &V) -> bool {
     false
 }
 
-/// How `#[cached]` treats the function's return type `R`, chosen by [`StoresOk`] (for a `Result`)
-/// or [`StoresValue`] (anything else): `(&Returns::<R>::new()).how()`.
+/// How `#[cached]` treats the function's return type `R`, chosen by method resolution on
+/// `(&&&&Returns::<R>::new()).how()`, the first that applies:
+///
+/// 1. [`StoresOk`]: a `Result<T, E>` whose `T` can be stored ([`CacheValue`]): only `Ok` values are
+///    stored;
+/// 2. [`StoresValue`]: any other type that can be stored: every value is stored;
+/// 3. [`OkNotStored`], [`NotStored`]: a value that cannot be stored, the one compile error (ours).
+///    Their `how` gives a type nothing names, so rustc adds no errors about the rest of the layer.
 pub struct Returns<R>(PhantomData<fn() -> R>);
 
 impl<R> Returns<R> {
@@ -150,26 +156,153 @@ pub trait StoresOk {
     fn how(&self) -> OkValues;
 }
 
-impl<T, E> StoresOk for Returns<Result<T, E>> {
+impl<T: CacheValue, E> StoresOk for &&&Returns<Result<T, E>> {
     #[inline(always)]
     fn how(&self) -> OkValues {
         OkValues
     }
 }
 
-/// Picked for any other return type (one autoref further, so [`StoresOk`] wins for a `Result`):
-/// every value is stored.
+/// Picked for any other return type that can be stored: every value is stored.
 pub trait StoresValue {
     /// [`Values`].
     fn how(&self) -> Values;
 }
 
-impl<R> StoresValue for &Returns<R> {
+impl<R: CacheValue> StoresValue for &&Returns<R> {
     #[inline(always)]
     fn how(&self) -> Values {
         Values
     }
 }
+
+/// Picked for a `Result<T, E>` whose `T` cannot be stored: the error, at the attribute.
+pub trait OkNotStored<T> {
+    /// Never compiles: reached only when `T` is not a [`CacheValue`].
+    fn how<H: Default>(&self) -> H
+    where
+        T: CacheValue;
+}
+
+impl<T, E> OkNotStored<T> for &Returns<Result<T, E>> {
+    fn how<H: Default>(&self) -> H
+    where
+        T: CacheValue,
+    {
+        H::default()
+    }
+}
+
+/// Picked for any other return type that cannot be stored: the error, at the attribute.
+pub trait NotStored<R> {
+    /// Never compiles: reached only when `R` is not a [`CacheValue`].
+    fn how<H: Default>(&self) -> H
+    where
+        R: CacheValue;
+}
+
+impl<R> NotStored<R> for Returns<R> {
+    fn how<H: Default>(&self) -> H
+    where
+        R: CacheValue,
+    {
+        H::default()
+    }
+}
+
+/// One part of a cache key: an argument (when no `key = ...` is given) or an element of `key = ...`,
+/// checked by method resolution on `(&&&&&&KeyPart::of(&part)).part()(part)`, the first that
+/// applies:
+///
+/// 1. [`PartIsKey`]: a part that can be a key ([`CacheKey`]) is passed through;
+/// 2. [`PartNotSync`], [`PartNotSend`], [`PartNotClone`], [`PartNotHash`], [`PartNotEq`]: the
+///    first of `Eq`, `Hash`, `Clone`, `Send`, `Sync` (from last to first) the part lacks.
+///
+/// Each of 2 is one compile error of ours, at the part, and gives a type nothing names, so rustc
+/// adds no errors about the rest of the key (a tuple of such parts, or a struct that is not
+/// `Hash`, used to be one raw error per missing trait and part, at the attribute).
+pub struct KeyPart<K>(PhantomData<fn() -> K>);
+
+impl<K> KeyPart<K> {
+    /// The marker of `part`'s type.
+    #[inline(always)]
+    pub fn of(_part: &K) -> Self {
+        KeyPart(PhantomData)
+    }
+}
+
+/// A part that can be a key.
+pub trait PartIsKey<K> {
+    /// What makes the part: `part` itself.
+    fn part(&self) -> fn(K) -> K;
+}
+
+impl<K: CacheKey> PartIsKey<K> for &&&&&KeyPart<K> {
+    #[inline(always)]
+    fn part(&self) -> fn(K) -> K {
+        same
+    }
+}
+
+#[inline(always)]
+fn same<K>(part: K) -> K {
+    part
+}
+
+macro_rules! not_a_part {
+    ($trait:ident for [$($refs:tt)*] where K: $($has:path)|* ; lacks $check:ident: $bound:path, $what:literal, $message:literal) => {
+        #[doc = concat!("A part of the cache key that lacks `", $what, "`.")]
+        #[diagnostic::on_unimplemented(
+            message = $message,
+            label = "part of the `#[cached]` key",
+            note = "a cache key must be `Hash + Eq + Clone + Send + Sync + 'static`",
+            note = "choose the key with `#[cached(key = ...)]`, e.g. `key = query.to_string()` (a float: `x.to_bits()`)"
+        )]
+        pub trait $check {}
+
+        impl<K: $bound> $check for K {}
+
+        #[doc = concat!("Picked for a part that lacks `", $what, "` (and has what the parts before need).")]
+        pub trait $trait<K> {
+            /// Never compiles: reached only when `K` fails the check.
+            fn part<H: Default>(&self) -> H
+            where
+                K: $check;
+        }
+
+        impl<K $(: $has)*> $trait<K> for $($refs)* KeyPart<K> {
+            fn part<H: Default>(&self) -> H
+            where
+                K: $check,
+            {
+                H::default()
+            }
+        }
+    };
+}
+
+/// `Hash + Eq + Clone + Send`: what a part that lacks only `Sync` has.
+pub trait KeyButSync: Hash + Eq + Clone + Send {}
+impl<K: Hash + Eq + Clone + Send> KeyButSync for K {}
+
+/// `Hash + Eq + Clone`.
+pub trait KeyButSend: Hash + Eq + Clone {}
+impl<K: Hash + Eq + Clone> KeyButSend for K {}
+
+/// `Hash + Eq`.
+pub trait KeyButClone: Hash + Eq {}
+impl<K: Hash + Eq> KeyButClone for K {}
+
+not_a_part!(PartNotSync for [&&&&] where K: KeyButSync; lacks KeySync: Sync, "Sync",
+    "`{Self}` cannot be part of the cache key: it is not `Sync`");
+not_a_part!(PartNotSend for [&&&] where K: KeyButSend; lacks KeySend: Send, "Send",
+    "`{Self}` cannot be part of the cache key: it is not `Send`");
+not_a_part!(PartNotClone for [&&] where K: KeyButClone; lacks KeyClone: Clone, "Clone",
+    "`{Self}` cannot be part of the cache key: it is not `Clone`");
+not_a_part!(PartNotHash for [&] where K: Eq; lacks KeyHash: Hash, "Hash",
+    "`{Self}` cannot be part of the cache key: it is not `Hash`");
+not_a_part!(PartNotEq for [] where K: ; lacks KeyEq: Eq, "Eq",
+    "`{Self}` cannot be part of the cache key: it is not `Eq`");
 
 /// The cache of a function returning `Result<T, E>`: stores `Ok` values.
 #[derive(Debug, Clone, Copy)]

@@ -2,6 +2,7 @@
 //! steps, and the checks that make a target's mistakes compile errors at the target.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -190,6 +191,76 @@ where
     F::Output: FallbackCall<T>,
 {
     fallback_call(target.call_with(args))
+}
+
+/// A method's fallback target `F`, checked to take the method's receiver first by method resolution
+/// on `(&&&Target::<F, All, Rest>::new(target)).checked()`, the first that applies (`All`: the
+/// receiver's and the arguments' types, `Rest`: the arguments' alone):
+///
+/// 1. [`TakesAll`]: `F` takes `All`: the target itself;
+/// 2. [`TakesNoReceiver`]: `F` takes `Rest`: one compile error of ours ([`TakesReceiver`]), which
+///    says to take the receiver, where rustc would only count arguments; it gives a type nothing
+///    names, so rustc adds nothing about the call;
+/// 3. [`TakesOther`]: the target itself, whose call then shows both signatures ([`FallbackFn`]).
+pub struct Target<F, All, Rest>(F, PhantomData<fn(All, Rest)>);
+
+impl<F, All, Rest> Target<F, All, Rest> {
+    /// The target `F`.
+    #[inline(always)]
+    pub fn new(target: F) -> Self {
+        Target(target, PhantomData)
+    }
+}
+
+/// Picked for a target that takes the receiver and the arguments.
+pub trait TakesAll<F> {
+    /// The target.
+    fn checked(&self) -> F;
+}
+
+impl<F: FallbackFn<All> + Copy, All, Rest> TakesAll<F> for &&Target<F, All, Rest> {
+    #[inline(always)]
+    fn checked(&self) -> F {
+        self.0
+    }
+}
+
+/// A method's fallback takes the receiver first.
+#[diagnostic::on_unimplemented(
+    message = "a fallback of a method must take the receiver first, like the method it stands in for",
+    label = "takes the method's arguments without the receiver",
+    note = "declare it `async fn name(&self, ...)` (the same receiver as the method), or call a function without a receiver from a fallback that has one"
+)]
+pub trait TakesReceiver {}
+
+/// Picked for a target that takes the arguments without the receiver.
+pub trait TakesNoReceiver<F> {
+    /// Never compiles: reached only when `F` does not take the receiver.
+    fn checked<H: Default>(&self) -> H
+    where
+        F: TakesReceiver;
+}
+
+impl<F: FallbackFn<Rest>, All, Rest> TakesNoReceiver<F> for &Target<F, All, Rest> {
+    fn checked<H: Default>(&self) -> H
+    where
+        F: TakesReceiver,
+    {
+        H::default()
+    }
+}
+
+/// Picked for a target that takes other arguments.
+pub trait TakesOther<F> {
+    /// The target.
+    fn checked(&self) -> F;
+}
+
+impl<F: Copy, All, Rest> TakesOther<F> for Target<F, All, Rest> {
+    #[inline(always)]
+    fn checked(&self) -> F {
+        self.0
+    }
 }
 
 /// What a fallback that is not the last returns.

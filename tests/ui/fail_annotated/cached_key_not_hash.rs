@@ -12,12 +12,15 @@ impl From<reliability::Error> for MyError {
 #[derive(Clone, PartialEq)]
 pub struct Query(f64);
 
-// The key is the tuple `(Query,)`, so no message of ours applies: rustc reports the missing
-// `Hash` and `Eq` of `Query` in its own words, at the attribute.
+// Every argument is a part of the key, checked on its own: one error at the argument's type,
+// naming the first trait it lacks.
 #[cached]
-//~^ ERROR[E0277]
-//~| SPAN: #[cached]
 async fn f(q: Query) -> Result<f64, MyError> {
+    //~^ ERROR[E0277]: `Query` cannot be part of the cache key: it is not `Eq`
+    //~| LABEL: part of the `#[cached]` key
+    //~| NOTE: a cache key must be `Hash + Eq + Clone + Send + Sync + 'static`
+    //~| SPAN: Query
+    //~| ALONE
     Ok(q.0)
 }
 

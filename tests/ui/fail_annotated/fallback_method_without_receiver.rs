@@ -16,11 +16,13 @@ impl Client {
         Ok(q.len())
     }
 
-    // A fallback of a method is called with the same receiver first: one error at the fallback,
-    // whose note shows the receiver expected first.
+    // A fallback of a method is called with the same receiver first: one error of ours at the
+    // fallback, saying to take the receiver (rustc would only count the arguments).
     #[fallback(Self::canned)]
-    //~^ ERROR[E0593]: function is expected to take 2 arguments, but it takes 1 argument
-    //~| NOTE: to implement `reliability::__private::FallbackFn<(&Client, String)>`
+    //~^ ERROR[E0277]: a fallback of a method must take the receiver first, like the method it stands in for
+    //~| LABEL: takes the method's arguments without the receiver
+    //~| NOTE: declare it `async fn name(&self, ...)`
+    //~| SPAN: Self
     //~| ALONE
     async fn ask(&self, q: String) -> Result<usize, MyError> {
         Ok(q.len())
