@@ -110,8 +110,12 @@ impl Cx<'_> {
         let ret = self.ret;
         let typer = Ident::new(typer, Span::call_site());
         let typed = quote_spanned!(expr.span()=> ::reliability::__private::#typer::<<#ret as ::reliability::__private::IsResult>::Err, _>);
-        self.lets
-            .push(quote!(let #value = #typed(#expr); let #local = #value.get();));
+        let err = quote!(<#ret as ::reliability::__private::IsResult>::Err);
+        let error = self.local("__reliability_of");
+        self.lets.push(quote!(
+            let #value = #typed(#expr);
+            let #local = |#error: &#err| #value.call(#error);
+        ));
         quote!(&#local)
     }
 

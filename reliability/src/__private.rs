@@ -123,61 +123,57 @@ pub fn clone_arg<T: CloneArg>(arg: &T) -> T {
     arg.clone()
 }
 
-/// A `when = ...` predicate: `Fn(&E) -> bool`, shared by the attempts of a call. A trait of its
-/// own, so that a function of the wrong shape (the error taken by value) is one error; rustc still
-/// reads the closure's argument type from the `Fn` supertrait.
-pub trait ErrorPredicate<E>: Fn(&E) -> bool + Sync {}
+/// A `when = ...` predicate: `Fn(&E) -> bool`. A trait of its own, so that a function of the wrong
+/// shape (the error taken by value) is one error; rustc still reads the closure's argument type
+/// from the `Fn` supertrait.
+pub trait ErrorPredicate<E>: Fn(&E) -> bool {}
 
-impl<E, P: Fn(&E) -> bool + Sync> ErrorPredicate<E> for P {}
+impl<E, P: Fn(&E) -> bool> ErrorPredicate<E> for P {}
 
 /// A `retry_after = ...` function: `Fn(&E) -> Option<Duration>`, like [`ErrorPredicate`].
-pub trait ErrorRetryAfter<E>: Fn(&E) -> Option<Duration> + Sync {}
+pub trait ErrorRetryAfter<E>: Fn(&E) -> Option<Duration> {}
 
-impl<E, A: Fn(&E) -> Option<Duration> + Sync> ErrorRetryAfter<E> for A {}
+impl<E, A: Fn(&E) -> Option<Duration>> ErrorRetryAfter<E> for A {}
 
-/// A `when = ...` or `retry_after = ...` function, with the means to see it as `T` (a `dyn Fn`):
-/// made where its shape was checked, so that no use has to check it again.
-pub struct Erased<P, T: ?Sized> {
+/// A `when = ...` or `retry_after = ...` function `P` of the error `E`, made where its shape was
+/// checked: [`call`](Self::call) asks nothing more of `P`, so no use checks it again (an opaque
+/// `impl Fn` would carry the check to every use, and report a wrong shape at each). The expansion
+/// calls it from a closure of its own, which the policies take as their `Fn(&E)`.
+pub struct Checked<P, E, R> {
     value: P,
-    erase: fn(&P) -> &T,
+    call: fn(&P, &E) -> R,
 }
 
-impl<P, T: ?Sized> Erased<P, T> {
-    /// The function, as `T`.
+impl<P, E, R> Checked<P, E, R> {
+    /// The function's answer for `error`. Only called on a failure.
     #[inline(always)]
-    pub fn get(&self) -> &T {
-        (self.erase)(&self.value)
+    pub fn call(&self, error: &E) -> R {
+        (self.call)(&self.value, error)
     }
 }
 
-impl<P, T: ?Sized> fmt::Debug for Erased<P, T> {
+impl<P, E, R> fmt::Debug for Checked<P, E, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Erased").finish_non_exhaustive()
+        f.debug_struct("Checked").finish_non_exhaustive()
     }
 }
 
 /// Types a `when = ...` predicate against the error type: a predicate of the wrong shape (the
-/// error taken by value) is reported here, once, and not again at each use inside the policy (an
-/// opaque `impl Fn` would carry this bound to every use). Used through `&dyn Fn`, only on a failure.
+/// error taken by value) is reported here, once.
 #[inline(always)]
-pub fn predicate<'p, E, P: ErrorPredicate<E> + 'p>(
-    p: P,
-) -> Erased<P, dyn Fn(&E) -> bool + Sync + 'p> {
-    Erased {
+pub fn predicate<E, P: ErrorPredicate<E>>(p: P) -> Checked<P, E, bool> {
+    Checked {
         value: p,
-        erase: |p| p,
+        call: |p, e| p(e),
     }
 }
 
-/// A `retry_after = ...` function, erased.
-pub type DynRetryAfter<'a, E> = dyn Fn(&E) -> Option<Duration> + Sync + 'a;
-
 /// Types a `retry_after = ...` function against the error type, like [`predicate`].
 #[inline(always)]
-pub fn retry_after_fn<'a, E, A: ErrorRetryAfter<E> + 'a>(a: A) -> Erased<A, DynRetryAfter<'a, E>> {
-    Erased {
+pub fn retry_after_fn<E, A: ErrorRetryAfter<E>>(a: A) -> Checked<A, E, Option<Duration>> {
+    Checked {
         value: a,
-        erase: |a| a,
+        call: |a, e| a(e),
     }
 }
 

@@ -388,7 +388,7 @@ mod expansion {
         let site = Site::function(std::any::type_name_of_val(&__reliability_site), "");
         let ctx = StackCtx::new();
         let when = predicate::<<Out as IsResult>::Err, _>(always);
-        let when = when.get();
+        let when = |e: &<Out as IsResult>::Err| when.call(e);
         let attempts = std::sync::atomic::AtomicU32::new(0);
         hedge(HEDGE.get(&site), &ctx, &when, || {
             timeout(
@@ -459,7 +459,7 @@ mod expansion {
             tracing::subscriber::set_default(tracing_subscriber::registry().with(recorder.clone()));
         let ctx = StackCtx::new();
         let when = predicate::<reliability::Error, _>(always);
-        let when = when.get();
+        let when = |e: &reliability::Error| when.call(e);
         let out: Out = hedge(HEDGE.get(&site), &ctx, &when, || {
             timeout(
                 TIMEOUT.get(&site),
