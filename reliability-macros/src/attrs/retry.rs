@@ -427,13 +427,17 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
     Wrapped::Statements(quote! {
         let mut #attempts = ::reliability::__private::RetryLoop::new(__RELIABILITY_RETRY.get(&#site), &#ctx);
         loop {
-            let #out = #below.await;
-            if ::core::result::Result::is_ok(&#out) {
-                #attempts.succeeded();
-                break #out;
-            }
-            if let ::core::ops::ControlFlow::Break(#out) = #attempts.decide(#out, #when, #retry_after, #show) {
-                break #out;
+            // `out` ends before the wait: held across it, it was kept in the function's future,
+            // and copied from there on every return.
+            {
+                let #out = #below.await;
+                if ::core::result::Result::is_ok(&#out) {
+                    #attempts.succeeded();
+                    break #out;
+                }
+                if let ::core::ops::ControlFlow::Break(#out) = #attempts.decide(#out, #when, #retry_after, #show) {
+                    break #out;
+                }
             }
             #attempts.wait().await;
         }
