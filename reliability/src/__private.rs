@@ -52,10 +52,10 @@ pub use crate::circuit_breaker::expand::{
     BreakerCall, BreakerSlot, circuit_breaker, consecutive_breaker, rate_breaker,
 };
 pub use crate::fallback::expand::{
-    Called, Chain, FailsBelowBreaker, FailsBelowRetry, FallbackCall, FallbackFn, FallbackSlot,
-    Fallible, LastFallback, TakesAll, TakesNoReceiver, TakesOther, TakesReceiver, Target,
-    fallback_call, fallback_with, fallible, last_fallback, last_fallback_below_breaker,
-    last_fallback_below_retry,
+    CallIsFuture, CallNotFuture, Chain, FailsBelowBreaker, FailsBelowRetry, FallbackCall,
+    FallbackFn, FallbackSlot, Fallible, LastFallback, TakesAll, TakesNoReceiver, TakesOther,
+    TakesReceiver, Target, TargetCall, fallback_with, fallible, last_fallback,
+    last_fallback_below_breaker, last_fallback_below_retry,
 };
 pub use crate::hedge::expand::{HedgeAfter, HedgeSlot, hedge};
 pub use crate::rate_limit::expand::{Cost, RateLimitSlot, cost, rate_limit};
@@ -203,7 +203,9 @@ pub mod autoref {
         NotStored as _, OkNotStored as _, PartIsKey as _, PartNotClone as _, PartNotEq as _,
         PartNotHash as _, PartNotSend as _, PartNotSync as _, StoresOk as _, StoresValue as _,
     };
-    pub use crate::fallback::expand::{TakesAll as _, TakesNoReceiver as _, TakesOther as _};
+    pub use crate::fallback::expand::{
+        CallIsFuture as _, CallNotFuture as _, TakesAll as _, TakesNoReceiver as _, TakesOther as _,
+    };
     pub use crate::show::{ShowDebug as _, ShowDisplay as _, ShowNothing as _};
     pub use crate::values::{NotADuration as _, NotAWindow as _};
 }

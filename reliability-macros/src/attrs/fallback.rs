@@ -139,10 +139,11 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
             (true, Some((_, rest))) => quote_spanned!(span=> (&&&::reliability::__private::Target::<_, (#(#types,)*), (#(#rest,)*)>::new(#target)).checked()),
             _ => quote!(#target),
         };
+        // The call is checked to be a future (see `TargetCall`), then awaited.
         let call = if nameable {
-            quote_spanned!(span=> ::reliability::__private::fallback_with::<(#(#types,)*), _, _>(#checked, (#(#call_args,)*)).await)
+            quote_spanned!(span=> ::reliability::__private::fallback_with::<(#(#types,)*), _>(#checked, (#(#call_args,)*)).future().await)
         } else {
-            quote_spanned!(span=> ::reliability::__private::fallback_call(#target(#(#call_args),*)).await)
+            quote_spanned!(span=> ::reliability::__private::TargetCall::new(#target(#(#call_args),*)).future().await)
         };
         if is_final {
             // A retry or breaker above acts only on failures: without `when`, an infallible last

@@ -1,12 +1,8 @@
 //! What `#[fallback]` expands into: a `static` slot holding the chain, the chain's counting
 //! steps, and the checks that make a target's mistakes compile errors at the target.
 
-use std::future::Future;
+use std::future::IntoFuture;
 use std::marker::PhantomData;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use pin_project_lite::pin_project;
 use std::sync::atomic::Ordering;
 
 use crate::call::StackCtx;
@@ -137,60 +133,66 @@ fallback_fn!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12);
     label = "this fallback is not async",
     note = "declare it `async fn` with the same arguments as the function it stands in for"
 )]
-pub trait FallbackCall<T>: Future<Output = T> {}
+pub trait FallbackCall: IntoFuture {}
 
-impl<T, F: Future<Output = T>> FallbackCall<T> for F {}
+impl<F: IntoFuture> FallbackCall for F {}
 
-pin_project! {
-    /// A fallback target's future, checked to be one where it is made ([`FallbackCall`]).
-    /// Awaiting it asks nothing more of the target, so a target that is not async is one
-    /// error, not also rustc's "not a future" at the `.await`.
-    pub struct Called<F, T> {
-        #[pin]
-        fut: F,
-        poll: fn(Pin<&mut F>, &mut Context<'_>) -> Poll<T>,
-    }
-}
+/// What calling a fallback target gave, checked to be a future by method resolution on
+/// `call.future()`, the first that applies:
+///
+/// 1. [`CallIsFuture`] (by value): a future (or `IntoFuture`) is passed on, to be awaited;
+/// 2. [`CallNotFuture`] (by reference): anything else is one error of ours ([`FallbackCall`]),
+///    and gives a type nothing names, so that rustc does not add "not a future" at the `.await`.
+#[derive(Debug)]
+pub struct TargetCall<O>(O);
 
-impl<F, T> std::fmt::Debug for Called<F, T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Called").finish_non_exhaustive()
-    }
-}
-
-impl<F, T> Future for Called<F, T> {
-    type Output = T;
-
+impl<O> TargetCall<O> {
+    /// What a target's call gave.
     #[inline(always)]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        let this = self.project();
-        (this.poll)(this.fut, cx)
+    pub fn new(call: O) -> Self {
+        TargetCall(call)
     }
 }
 
-#[inline(always)]
-fn poll_target<F: Future>(fut: Pin<&mut F>, cx: &mut Context<'_>) -> Poll<F::Output> {
-    fut.poll(cx)
+/// Picked for a target whose call is a future.
+pub trait CallIsFuture<O> {
+    /// The call, to be awaited.
+    fn future(self) -> O;
 }
 
-/// Checks that a fallback target's call is a future.
-#[inline(always)]
-pub fn fallback_call<F: FallbackCall<T>, T>(call: F) -> Called<F, T> {
-    Called {
-        fut: call,
-        poll: poll_target::<F>,
+impl<O: IntoFuture> CallIsFuture<O> for TargetCall<O> {
+    #[inline(always)]
+    fn future(self) -> O {
+        self.0
+    }
+}
+
+/// Picked for a target whose call is not a future.
+pub trait CallNotFuture<O> {
+    /// Never compiles: reached only when `O` is not a future.
+    fn future<H: Default>(&self) -> H
+    where
+        O: FallbackCall;
+}
+
+impl<O> CallNotFuture<O> for TargetCall<O> {
+    fn future<H: Default>(&self) -> H
+    where
+        O: FallbackCall,
+    {
+        H::default()
     }
 }
 
 /// Calls a fallback target with the function's arguments, typed `Args`: a target taking others is
-/// one error at the target ([`FallbackFn`]), and its call must be a future ([`FallbackCall`]).
+/// one error at the target ([`FallbackFn`]); its call is then checked to be a future
+/// ([`TargetCall`]).
 #[inline(always)]
-pub fn fallback_with<Args, F, T>(target: F, args: Args) -> Called<F::Output, T>
+pub fn fallback_with<Args, F>(target: F, args: Args) -> TargetCall<F::Output>
 where
     F: FallbackFn<Args>,
-    F::Output: FallbackCall<T>,
 {
-    fallback_call(target.call_with(args))
+    TargetCall(target.call_with(args))
 }
 
 /// A method's fallback target `F`, checked to take the method's receiver first by method resolution
