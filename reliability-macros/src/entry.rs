@@ -36,11 +36,11 @@ pub(crate) fn attribute(kind: Kind, args: TokenStream, item: TokenStream) -> Tok
     }];
     written.extend(siblings::take(&mut function.attrs, &mut errors));
     // The attributes taken off the function are never expanded, so their imports would be reported
-    // unused: name each once.
+    // unused: name each once (the items of one `use { ... }`).
     let uses: TokenStream = written
         .iter()
         .filter_map(|w| w.path.as_ref())
-        .map(|path| quote!(#[allow(unused_imports)] use #path as _;))
+        .map(|path| quote!(#path as _,))
         .collect();
     let unexpanded = quote_fn(&function, &uses);
     match build(&written, function, uses, &mut errors) {
@@ -67,7 +67,8 @@ fn quote_fn(function: &ItemFn, uses: &TokenStream) -> TokenStream {
         *braces,
         quote! {
             #(#inner_attrs)*
-            #uses
+            #[allow(unused_imports)]
+            use { #uses };
             #body
         },
     );

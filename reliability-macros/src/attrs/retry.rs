@@ -424,20 +424,19 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
     let (ctx, site) = (&cx.names.ctx, &cx.names.site);
     let attempts = cx.local("__reliability_attempts");
     let out = cx.local("__reliability_out");
+    let value = cx.local("__reliability_value");
+    let error = cx.local("__reliability_error");
     Wrapped::Statements(quote! {
         let mut #attempts = ::reliability::__private::RetryLoop::new(__RELIABILITY_RETRY.get(&#site), &#ctx);
         loop {
-            // `out` ends before the wait: held across it, it was kept in the function's future,
-            // and copied from there on every return.
-            {
-                let #out = #below.await;
-                if ::core::result::Result::is_ok(&#out) {
-                    #attempts.succeeded();
+            // The attempt's result ends with the `match`, before the wait (held across it, it
+            // was kept in the function's future); an `Ok` is rebuilt from its value (see
+            // `RetryLoop::succeeded`).
+            match #below.await {
+                ::core::result::Result::Ok(#value) => break #attempts.succeeded(#value),
+                ::core::result::Result::Err(#error) => if let ::core::ops::ControlFlow::Break(#out) = #attempts.decide(#error, #when, #retry_after, #show) {
                     break #out;
-                }
-                if let ::core::ops::ControlFlow::Break(#out) = #attempts.decide(#out, #when, #retry_after, #show) {
-                    break #out;
-                }
+                },
             }
             #attempts.wait().await;
         }
