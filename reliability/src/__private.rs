@@ -177,6 +177,19 @@ pub fn retry_after_fn<E, A: ErrorRetryAfter<E>>(a: A) -> Checked<A, E, Option<Du
     }
 }
 
+/// `out`, rebuilt from its fields, for the runtime's own futures to return: the layer below wrote
+/// it field by field, and moved whole it would be read back 16 bytes at a time, which on x86 waits
+/// for those writes to finish. (In a function the macro writes, the same `match` is written out:
+/// called there, this function takes the whole `Result` as its argument, which is the copy again.)
+#[inline(always)]
+#[allow(clippy::needless_match)] // the point: the fields are moved, not the whole
+pub(crate) fn rebuild<T, E>(out: Result<T, E>) -> Result<T, E> {
+    match out {
+        Ok(value) => Ok(value),
+        Err(error) => Err(error),
+    }
+}
+
 /// The `retry_after` used when none is given: the service never asks.
 #[inline(always)]
 pub fn never_asks<E>(_: &E) -> Option<Duration> {

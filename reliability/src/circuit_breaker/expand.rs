@@ -213,6 +213,7 @@ where
             }
             *this.permit = None;
         }
-        Poll::Ready(out)
+        // Rebuilt from its fields, not moved whole (see `__private::rebuild`).
+        Poll::Ready(crate::__private::rebuild(out))
     }
 }
