@@ -735,7 +735,8 @@ where
             permit.settle(&out, &*this.counts, &caller);
             *this.permit = None;
         }
-        std::task::Poll::Ready(out)
+        // Rebuilt from its fields, not moved whole (see `__private::rebuild`).
+        std::task::Poll::Ready(crate::__private::rebuild(out))
     }
 }
 
