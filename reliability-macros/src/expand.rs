@@ -113,8 +113,8 @@ impl Cx<'_> {
         let local = self.local(local);
         let ret = self.ret;
         let typer = Ident::new(typer, Span::call_site());
-        let typed = quote_spanned!(expr.span()=> ::reliability::__private::#typer::<<#ret as ::reliability::__private::IsResult>::Err, _>);
         let err = quote!(<#ret as ::reliability::__private::IsResult>::Err);
+        let typed = quote_spanned!(expr.span()=> ::reliability::__private::#typer::<#err, _>);
         let error = self.local("__reliability_of");
         self.lets.push(quote!(
             let #value = #typed(#expr);

@@ -5,7 +5,6 @@
 //! re-exported below; this file holds what the layers share: the stack's context, the function's
 //! registry name, and the checks of the function's types.
 
-use std::fmt;
 use std::future::Future;
 
 pub use crate::backoff::{Backoff, Jitter};
@@ -123,84 +122,9 @@ pub fn clone_arg<T: CloneArg>(arg: &T) -> T {
     arg.clone()
 }
 
-/// A `when = ...` predicate: `Fn(&E) -> bool`. A trait of its own, so that a function of the wrong
-/// shape (the error taken by value) is one error; rustc still reads the closure's argument type
-/// from the `Fn` supertrait.
-pub trait ErrorPredicate<E>: Fn(&E) -> bool {}
-
-impl<E, P: Fn(&E) -> bool> ErrorPredicate<E> for P {}
-
-/// A `retry_after = ...` function: `Fn(&E) -> Option<Duration>`, like [`ErrorPredicate`].
-pub trait ErrorRetryAfter<E>: Fn(&E) -> Option<Duration> {}
-
-impl<E, A: Fn(&E) -> Option<Duration>> ErrorRetryAfter<E> for A {}
-
-/// A `when = ...` or `retry_after = ...` function `P` of the error `E`, made where its shape was
-/// checked: [`call`](Self::call) asks nothing more of `P`, so no use checks it again (an opaque
-/// `impl Fn` would carry the check to every use, and report a wrong shape at each). The expansion
-/// calls it from a closure of its own, which the policies take as their `Fn(&E)`.
-pub struct Checked<P, E, R> {
-    value: P,
-    call: fn(&P, &E) -> R,
-}
-
-impl<P, E, R> Checked<P, E, R> {
-    /// The function's answer for `error`. Only called on a failure.
-    #[inline(always)]
-    pub fn call(&self, error: &E) -> R {
-        (self.call)(&self.value, error)
-    }
-}
-
-impl<P, E, R> fmt::Debug for Checked<P, E, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Checked").finish_non_exhaustive()
-    }
-}
-
-/// Types a `when = ...` predicate against the error type: a predicate of the wrong shape (the
-/// error taken by value) is reported here, once.
-#[inline(always)]
-pub fn predicate<E, P: ErrorPredicate<E>>(p: P) -> Checked<P, E, bool> {
-    Checked {
-        value: p,
-        call: |p, e| p(e),
-    }
-}
-
-/// Types a `retry_after = ...` function against the error type, like [`predicate`].
-#[inline(always)]
-pub fn retry_after_fn<E, A: ErrorRetryAfter<E>>(a: A) -> Checked<A, E, Option<Duration>> {
-    Checked {
-        value: a,
-        call: |a, e| a(e),
-    }
-}
-
-/// `out`, rebuilt from its fields, for the runtime's own futures to return: the layer below wrote
-/// it field by field, and moved whole it would be read back 16 bytes at a time, which on x86 waits
-/// for those writes to finish. (In a function the macro writes, the same `match` is written out:
-/// called there, this function takes the whole `Result` as its argument, which is the copy again.)
-#[inline(always)]
-#[allow(clippy::needless_match)] // the point: the fields are moved, not the whole
-pub(crate) fn rebuild<T, E>(out: Result<T, E>) -> Result<T, E> {
-    match out {
-        Ok(value) => Ok(value),
-        Err(error) => Err(error),
-    }
-}
-
-/// The `retry_after` used when none is given: the service never asks.
-#[inline(always)]
-pub fn never_asks<E>(_: &E) -> Option<Duration> {
-    None
-}
-
-/// The predicate used when no `when` is given: every error.
-#[inline(always)]
-pub fn always<E>(_: &E) -> bool {
-    true
-}
+pub use crate::predicate::{
+    Checked, ErrorPredicate, ErrorRetryAfter, always, never_asks, predicate, retry_after_fn,
+};
 
 pub use crate::values::{
     DurationType, DurationValue, NotADuration, NotAWindow, WindowType, WindowValue, above_one,
@@ -210,7 +134,7 @@ pub use crate::values::{
 
 /// The traits the expansions pick by method resolution (autoref), brought into scope at once by
 /// `use ::reliability::__private::autoref::*;`. Each is implemented only for a marker type of this
-/// module, so a user's own method calls (in a `key = ...`) never see them.
+/// crate, so a user's own method calls (in a `key = ...`) never see them.
 pub mod autoref {
     pub use crate::cache::expand::{
         NotStored as _, OkNotStored as _, PartIsKey as _, PartNotClone as _, PartNotEq as _,

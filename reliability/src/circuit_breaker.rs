@@ -735,8 +735,8 @@ where
             permit.settle(&out, &*this.counts, &caller);
             *this.permit = None;
         }
-        // Rebuilt from its fields, not moved whole (see `__private::rebuild`).
-        std::task::Poll::Ready(crate::__private::rebuild(out))
+        // Rebuilt from its fields, not moved whole (see `call::rebuild`).
+        std::task::Poll::Ready(crate::call::rebuild(out))
     }
 }
 

@@ -152,8 +152,8 @@ where
                 } else {
                     Field::Failures
                 });
-                // Rebuilt from its fields, not moved whole (see `__private::rebuild`).
-                return Poll::Ready(crate::__private::rebuild(out));
+                // Rebuilt from its fields, not moved whole (see `call::rebuild`).
+                return Poll::Ready(crate::call::rebuild(out));
             }
             Poll::Pending => {
                 // The first `Pending` arms the timer, for `after` from the first poll.

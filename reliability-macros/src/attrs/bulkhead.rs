@@ -70,6 +70,7 @@ pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config 
         name: None,
         consts: Consts::default(),
     };
+    let max_rule = format!("`max` is the calls running at once: at least 1 and at most {MAX}");
     match opts.get("max") {
         None => opts.missing(
             errors,
@@ -78,18 +79,14 @@ pub(crate) fn config(opts: &Options, span: Span, errors: &mut Errors) -> Config 
                 .to_owned(),
         ),
         Some(expr) if !options::is_literal(expr) => {
-            let rule = format!("`max` is the calls running at once: at least 1 and at most {MAX}");
             let range = (1, u32::try_from(MAX).unwrap_or(u32::MAX));
-            let max = consts::u32("bulkhead", "max", expr, range, &rule, errors);
+            let max = consts::u32("bulkhead", "max", expr, range, &max_rule, errors);
             config.consts.set("max", max);
         }
         Some(expr) => {
             if let Some(max) = errors.value(options::integer("max", expr)) {
                 if max == 0 || max > MAX {
-                    errors.push(at(
-                        expr,
-                        format!("`max` is the calls running at once: at least 1 and at most {MAX}"),
-                    ));
+                    errors.push(at(expr, &max_rule));
                 }
                 config.max = u32::try_from(max.clamp(1, MAX)).unwrap_or(1);
             }

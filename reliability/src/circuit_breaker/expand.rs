@@ -213,7 +213,7 @@ where
             }
             *this.permit = None;
         }
-        // Rebuilt from its fields, not moved whole (see `__private::rebuild`).
-        Poll::Ready(crate::__private::rebuild(out))
+        // Rebuilt from its fields, not moved whole (see `call::rebuild`).
+        Poll::Ready(crate::call::rebuild(out))
     }
 }

@@ -117,7 +117,7 @@ impl<'a> RetryLoop<'a> {
     /// The generated loop matches the attempt's `Result` and builds `Ok(value)` here anew rather
     /// than passing the attempt's `Result` on: the layer below writes it field by field, and reading
     /// it back whole (16 bytes at a time) waited for those writes to finish on every call (half of
-    /// the loop's time in `perf annotate`); moving the `u64` alone does not.
+    /// the loop's time in `perf annotate`); moving the value alone does not.
     #[inline(always)]
     pub fn succeeded<T, E>(&mut self, value: T) -> Result<T, E> {
         Ok(self.attempts.next_ok(value))
@@ -128,23 +128,9 @@ impl<'a> RetryLoop<'a> {
     ///
     /// Decides at once and keeps nothing of the error for the wait, so that no `Result` is held
     /// across an `await` of the generated loop (a future that holds one copies it at every step).
-    #[inline]
-    pub fn decide<T, E, P, A>(
-        &mut self,
-        error: E,
-        retryable: &P,
-        retry_after: &A,
-        show: ShowFn<E>,
-    ) -> ControlFlow<Result<T, E>>
-    where
-        P: Fn(&E) -> bool,
-        A: Fn(&E) -> Option<Duration>,
-    {
-        self.failed(error, retryable, retry_after, show)
-    }
-
+    /// Out of line: the success path stays small.
     #[cold]
-    fn failed<T, E, P, A>(
+    pub fn decide<T, E, P, A>(
         &mut self,
         error: E,
         retryable: &P,
