@@ -493,7 +493,7 @@ where
     /// A hit from this thread's front, else from moka (and then copied to the front). Counts hits,
     /// not misses: a miss is counted by the run that follows it.
     #[inline]
-    fn lookup(&self, key: &K) -> Option<V> {
+    pub(crate) fn lookup(&self, key: &K) -> Option<V> {
         let seen = self.seen();
         if let Some(front) = &self.front
             && let Some(value) = front.get(key, seen, |s| self.expired(s))
@@ -540,7 +540,7 @@ where
     }
 
     /// The miss path of [`get_or_run`](Self::get_or_run), apart so that a hit stays small.
-    async fn run_missed<E, F>(&self, key: K, fut: F, keep: Keep<'_, V>) -> Result<V, E>
+    pub(crate) async fn run_missed<E, F>(&self, key: K, fut: F, keep: Keep<'_, V>) -> Result<V, E>
     where
         F: Future<Output = Result<V, E>>,
     {

@@ -233,7 +233,20 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> To
     } else {
         quote!(cached)
     };
-    quote!(#how.#call(&__RELIABILITY_CACHE, &#site, &#ctx, #unless, #key, #below))
+    // A hit answers before the layers below are made: no future of theirs is built or moved.
+    let (how_, key_, hit) = (
+        cx.local("__reliability_how"),
+        cx.local("__reliability_key"),
+        cx.local("__reliability_hit"),
+    );
+    quote! {
+        let #how_ = #how;
+        let #key_ = #key;
+        match #how_.hit(&__RELIABILITY_CACHE, &#site, &#key_) {
+            ::core::option::Option::Some(#hit) => #hit,
+            ::core::option::Option::None => #how_.#call(&__RELIABILITY_CACHE, &#site, &#ctx, #unless, #key_, #below).await,
+        }
+    }
 }
 
 /// The key: the user's expression, or an owned copy of every argument but the receiver. Each part

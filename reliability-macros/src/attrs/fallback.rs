@@ -88,8 +88,6 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
     let in_loop = cx.in_loop;
     let acts_on_failures_above = cx.acts_on_failures_above;
     let last = config.targets.len().saturating_sub(1);
-    let ok = quote!(<#ret as ::reliability::__private::IsResult>::Ok);
-    let err = quote!(<#ret as ::reliability::__private::IsResult>::Err);
     let steps = config.targets.iter().enumerate().map(|(index, target)| {
         let span = target.span();
         let is_final = index == last;
@@ -153,7 +151,7 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
                 (Some(Kind::CircuitBreaker), false) => quote_spanned!(span=> last_fallback_below_breaker),
                 _ => quote_spanned!(span=> last_fallback),
             };
-            let convert = quote_spanned!(span=> ::reliability::__private::#last_fallback::<#ok, #err, _>);
+            let convert = quote_spanned!(span=> ::reliability::__private::#last_fallback::<#ret, _>);
             quote! {
                 match #convert(#call) {
                     ::core::result::Result::Ok(#value) => ::core::result::Result::Ok(#fallback.served(&#ctx, #index, #value)),
@@ -161,7 +159,7 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
                 }
             }
         } else {
-            let convert = quote_spanned!(span=> ::reliability::__private::fallible::<#ok, #err, _>);
+            let convert = quote_spanned!(span=> ::reliability::__private::fallible::<#ret, _>);
             quote! {
                 match #convert(#call) {
                     ::core::result::Result::Ok(#value) => return ::core::result::Result::Ok(#fallback.served(&#ctx, #index, #value)),

@@ -77,7 +77,7 @@ impl Config {
             Config::Retry(c) => retry::expand(c, cx, below),
             Config::Timeout(c) => Wrapped::Future(timeout::expand(c, cx, below)),
             Config::CircuitBreaker(c) => Wrapped::Future(circuit_breaker::expand(c, cx, below)),
-            Config::Cached(c) => Wrapped::Future(cached::expand(c, cx, below)),
+            Config::Cached(c) => Wrapped::Statements(cached::expand(c, cx, below)),
             Config::Fallback(c) => fallback::expand(c, cx, below),
             Config::RateLimit(c) => Wrapped::Future(rate_limit::expand(c, cx, below)),
             Config::Bulkhead(c) => Wrapped::Future(bulkhead::expand(c, cx, below)),

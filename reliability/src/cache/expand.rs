@@ -313,7 +313,19 @@ pub struct OkValues;
 pub struct Values;
 
 impl OkValues {
-    /// Answers from `slot`, storing `Ok` values, except answers a fallback below served.
+    /// A hit: `key`'s value in `slot`, answered before the layers below are even made.
+    #[inline]
+    pub fn hit<K: CacheKey, V: CacheValue, E>(
+        self,
+        slot: &CacheSlot,
+        site: &Site,
+        key: &K,
+    ) -> Option<Result<V, E>> {
+        slot.get::<K, V>(site).core.lookup(key).map(Ok)
+    }
+
+    /// After [`hit`](Self::hit) found nothing: runs `fut` (once for concurrent misses of `key`),
+    /// storing its `Ok` value, except an answer a fallback below served.
     #[inline]
     pub async fn cached<K, V, E, F, U>(
         self,
@@ -333,13 +345,25 @@ impl OkValues {
         let keep = |value: &V| verdict(ctx, unless, value);
         slot.get::<K, V>(site)
             .core
-            .get_or_run(key, fut, &keep)
+            .run_missed(key, fut, &keep)
             .await
     }
 }
 
 impl Values {
-    /// Answers from `slot`, storing every value, except answers a fallback below served.
+    /// A hit: `key`'s value in `slot`, answered before the layers below are even made.
+    #[inline]
+    pub fn hit<K: CacheKey, V: CacheValue>(
+        self,
+        slot: &CacheSlot,
+        site: &Site,
+        key: &K,
+    ) -> Option<V> {
+        slot.get::<K, V>(site).core.lookup(key)
+    }
+
+    /// After [`hit`](Self::hit) found nothing: runs `fut` (once for concurrent misses of `key`),
+    /// storing its value, except an answer a fallback below served.
     #[inline]
     pub async fn cached<K, V, F, U>(
         self,
@@ -361,7 +385,7 @@ impl Values {
         match slot
             .get::<K, V>(site)
             .core
-            .get_or_run(key, fut, &keep)
+            .run_missed(key, fut, &keep)
             .await
         {
             Ok(value) => value,

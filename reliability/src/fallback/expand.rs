@@ -5,6 +5,7 @@ use std::future::IntoFuture;
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 
+use crate::__private::IsResult;
 use crate::call::StackCtx;
 use crate::fallback::Fallback;
 use crate::site::Site;
@@ -285,7 +286,7 @@ impl<T, E> Fallible<T, E> for Result<T, E> {
 
 /// Converts what a non-last fallback returned.
 #[inline(always)]
-pub fn fallible<T, E, O: Fallible<T, E>>(out: O) -> Result<T, E> {
+pub fn fallible<R: IsResult, O: Fallible<R::Ok, R::Err>>(out: O) -> Result<R::Ok, R::Err> {
     out.into_result()
 }
 
@@ -315,7 +316,7 @@ impl<T, E> LastFallback<T, E> for T {
 
 /// Converts what the last fallback returned.
 #[inline(always)]
-pub fn last_fallback<T, E, O: LastFallback<T, E>>(out: O) -> Result<T, E> {
+pub fn last_fallback<R: IsResult, O: LastFallback<R::Ok, R::Err>>(out: O) -> Result<R::Ok, R::Err> {
     out.into_result()
 }
 
@@ -340,7 +341,9 @@ impl<T, E> FailsBelowRetry<T, E> for Result<T, E> {
 
 /// [`last_fallback`] with a `#[retry]` above: the last target must be able to fail.
 #[inline(always)]
-pub fn last_fallback_below_retry<T, E, O: FailsBelowRetry<T, E>>(out: O) -> Result<T, E> {
+pub fn last_fallback_below_retry<R: IsResult, O: FailsBelowRetry<R::Ok, R::Err>>(
+    out: O,
+) -> Result<R::Ok, R::Err> {
     out.into_result()
 }
 
@@ -365,6 +368,8 @@ impl<T, E> FailsBelowBreaker<T, E> for Result<T, E> {
 
 /// [`last_fallback`] with a `#[circuit_breaker]` above: the last target must be able to fail.
 #[inline(always)]
-pub fn last_fallback_below_breaker<T, E, O: FailsBelowBreaker<T, E>>(out: O) -> Result<T, E> {
+pub fn last_fallback_below_breaker<R: IsResult, O: FailsBelowBreaker<R::Ok, R::Err>>(
+    out: O,
+) -> Result<R::Ok, R::Err> {
     out.into_result()
 }
