@@ -67,6 +67,7 @@ pub mod http;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
+mod per_thread;
 mod predicate;
 mod rate_limit;
 mod registry;

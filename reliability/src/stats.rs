@@ -3,13 +3,13 @@
 //! A call moves a counter with a plain load and store on memory that only the calling thread
 //! writes: no read-modify-write instruction and no cache line shared between threads on the hot
 //! path. A snapshot sums the copies of every thread that ever used the policy (a thread's copy
-//! outlives it and is reused by the next thread that gets its id).
+//! outlives it and is reused by the next thread that gets its index, see `per_thread`).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use thread_local::ThreadLocal;
+use crate::per_thread::PerThread;
 
 /// The kind of a policy in the [`Registry`](crate::Registry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -120,7 +120,10 @@ impl Field {
 pub(crate) struct Stats {
     pub(crate) kind: PolicyKind,
     pub(crate) name: Arc<str>,
-    local: ThreadLocal<Local>,
+    local: PerThread<Local>,
+    /// The counts of a thread that is ending and holds no copy any more (a thread local's
+    /// destructor that calls a policy), moved with read-modify-write instructions.
+    shared: Local,
     /// Calls served by each fallback target, in declaration order.
     targets: Mutex<Vec<(String, u64)>>,
     /// A state a snapshot reports (a breaker's), as the policy encodes it; [`NO_STATE`] for none.
@@ -138,7 +141,8 @@ impl Stats {
         Self {
             kind,
             name,
-            local: ThreadLocal::new(),
+            local: PerThread::new(),
+            shared: Local::default(),
             targets: Mutex::new(Vec::new()),
             state: AtomicU8::new(NO_STATE),
             #[cfg(feature = "metrics")]
@@ -166,7 +170,7 @@ impl Stats {
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     /// Sets every counter of every thread to zero (for tests: calls in flight may keep a count).
     pub(crate) fn clear(&self) {
-        for local in self.local.iter() {
+        for local in self.local.iter().chain([&self.shared]) {
             for counter in &local.0 {
                 counter.store(0, Ordering::Relaxed);
             }
@@ -181,9 +185,8 @@ impl Stats {
     pub(crate) fn add(&self, field: Field) {
         // Only this thread writes its copy, so a load and a store cannot lose an update; readers
         // on other threads see either value.
-        let local = match self.local.get() {
-            Some(local) => local,
-            None => self.first_use(),
+        let Some(local) = self.local.get() else {
+            return self.add_first(field);
         };
         let counter = &local.0[field as usize];
         counter.store(
@@ -192,10 +195,22 @@ impl Stats {
         );
     }
 
-    /// This thread's copy, made on its first count.
+    /// [`add`](Self::add) on this thread's first count, which makes its copy; or, on a thread that
+    /// is ending, to the shared counts.
     #[cold]
-    fn first_use(&self) -> &Local {
-        self.local.get_or_default()
+    fn add_first(&self, field: Field) {
+        match self.local.get_or_default() {
+            Some(local) => {
+                let counter = &local.0[field as usize];
+                counter.store(
+                    counter.load(Ordering::Relaxed).wrapping_add(1),
+                    Ordering::Relaxed,
+                );
+            }
+            None => {
+                self.shared.0[field as usize].fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// The sum over every thread. Retry, timeout and hedge count a call when it ends ([`Call`]), so their
@@ -226,6 +241,7 @@ impl Stats {
     fn sum(&self, field: Field) -> u64 {
         self.local
             .iter()
+            .chain([&self.shared])
             .map(|l| l.0[field as usize].load(Ordering::Relaxed))
             .fold(0, u64::wrapping_add)
     }
