@@ -146,14 +146,15 @@ where
         let armed = this.sleep.is_some();
         let had_budget = armed && coop::has_budget_remaining();
         match this.fut.poll(cx) {
-            Poll::Ready(out) => {
-                this.call.end(if out.is_ok() {
-                    Field::Successes
-                } else {
-                    Field::Failures
-                });
-                // Rebuilt from its fields, not moved whole (see `call::rebuild`).
-                return Poll::Ready(crate::call::rebuild(out));
+            // Taken apart before counting and rebuilt from its fields, not kept whole across the
+            // count and moved (see `call::rebuild`).
+            Poll::Ready(Ok(value)) => {
+                this.call.end(Field::Successes);
+                return Poll::Ready(Ok(value));
+            }
+            Poll::Ready(Err(error)) => {
+                this.call.end(Field::Failures);
+                return Poll::Ready(Err(error));
             }
             Poll::Pending => {
                 // The first `Pending` arms the timer, for `after` from the first poll.
