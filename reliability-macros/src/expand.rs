@@ -68,6 +68,8 @@ pub(crate) struct Cx<'a> {
     pub(crate) lets: Vec<TokenStream>,
     /// A retry above the layer being expanded runs it more than once.
     pub(crate) in_loop: bool,
+    /// A `#[cached]` is above the layer being expanded.
+    pub(crate) cache_above: bool,
     /// The nearest `#[retry]` or `#[circuit_breaker]` above the layer being expanded: a layer that
     /// acts only on the failures of the layers below it.
     pub(crate) acts_on_failures_above: Option<Kind>,
@@ -162,6 +164,7 @@ pub(crate) fn expand(function: Function, configs: Vec<Config>, uses: TokenStream
         statics: Vec::new(),
         lets: Vec::new(),
         in_loop: false,
+        cache_above: false,
         acts_on_failures_above: None,
         needs_convert: false,
     };
@@ -200,6 +203,7 @@ pub(crate) fn expand(function: Function, configs: Vec<Config>, uses: TokenStream
         cx.in_loop = configs[..index]
             .iter()
             .any(|c| matches!(c.kind(), Kind::Retry | Kind::Hedge));
+        cx.cache_above = configs[..index].iter().any(|c| c.kind() == Kind::Cache);
         cx.acts_on_failures_above = configs[..index]
             .iter()
             .rev()
@@ -241,6 +245,10 @@ pub(crate) fn expand(function: Function, configs: Vec<Config>, uses: TokenStream
             })
         }
     });
+    // The context the layers share, made only if one of them uses it (a lone `#[fallback]` does
+    // not: making it costs a fallback's call a fifth of its overhead).
+    let make_ctx = mentions(&outer, ctx)
+        .then(|| quote!(let #ctx = ::reliability::__private::StackCtx::new();));
     let attrs = &function.attrs;
     let inner_attrs = &function.inner_attrs;
     let vis = &function.vis;
@@ -253,7 +261,7 @@ pub(crate) fn expand(function: Function, configs: Vec<Config>, uses: TokenStream
             use { #uses ::reliability::__private::autoref::* };
             #(#statics)*
             #(#lets)*
-            let #ctx = ::reliability::__private::StackCtx::new();
+            #make_ctx
             #outer
         },
     );
@@ -261,6 +269,15 @@ pub(crate) fn expand(function: Function, configs: Vec<Config>, uses: TokenStream
         #(#attrs)*
         #vis #sig #body
     }
+}
+
+/// Whether `tokens` name `ident`.
+fn mentions(tokens: &TokenStream, ident: &Ident) -> bool {
+    tokens.clone().into_iter().any(|tree| match tree {
+        proc_macro2::TokenTree::Ident(i) => i == *ident,
+        proc_macro2::TokenTree::Group(g) => mentions(&g.stream(), ident),
+        _ => false,
+    })
 }
 
 /// `{ tokens }` with the braces at `span` (the user's own, so the item keeps the user's span).

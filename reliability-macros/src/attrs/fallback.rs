@@ -88,6 +88,7 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
     let in_loop = cx.in_loop;
     let acts_on_failures_above = cx.acts_on_failures_above;
     let last = config.targets.len().saturating_sub(1);
+    let cache_above = cx.cache_above;
     let steps = config.targets.iter().enumerate().map(|(index, target)| {
         let span = target.span();
         let is_final = index == last;
@@ -117,6 +118,11 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
             });
         }
         let index = Literal::usize_unsuffixed(index);
+        // Only a cache above reads whether a fallback served the call (it stores no such answer).
+        let served = match cache_above {
+            true => quote!(served_below_cache(&#ctx, #index, #value)),
+            false => quote!(served(#index, #value)),
+        };
         // Called through `FallbackFn` with the argument types named, so that a target taking other
         // arguments is one error showing both signatures; directly when an argument's type cannot
         // be named (`impl Trait`).
@@ -154,7 +160,7 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
             let convert = quote_spanned!(span=> ::reliability::__private::#last_fallback::<#ret, _>);
             quote! {
                 match #convert(#call) {
-                    ::core::result::Result::Ok(#value) => ::core::result::Result::Ok(#fallback.served(&#ctx, #index, #value)),
+                    ::core::result::Result::Ok(#value) => ::core::result::Result::Ok(#fallback.#served),
                     ::core::result::Result::Err(#error) => ::core::result::Result::Err(#fallback.all_failed(#error)),
                 }
             }
@@ -162,7 +168,7 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
             let convert = quote_spanned!(span=> ::reliability::__private::fallible::<#ret, _>);
             quote! {
                 match #convert(#call) {
-                    ::core::result::Result::Ok(#value) => return ::core::result::Result::Ok(#fallback.served(&#ctx, #index, #value)),
+                    ::core::result::Result::Ok(#value) => return ::core::result::Result::Ok(#fallback.#served),
                     ::core::result::Result::Err(_) => #fallback.target_failed(#index),
                 }
             }

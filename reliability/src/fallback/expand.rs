@@ -61,11 +61,17 @@ impl Chain {
         self.0.primary_failed(applies)
     }
 
-    /// Target `index` answered: counted, and the call marked degraded so that a cache above does
+    /// Target `index` answered: counted, and the call marked degraded so that the cache above does
     /// not store the answer.
     #[inline]
-    pub fn served<T>(self, ctx: &StackCtx, index: usize, value: T) -> T {
+    pub fn served_below_cache<T>(self, ctx: &StackCtx, index: usize, value: T) -> T {
         ctx.degraded.store(true, Ordering::Relaxed);
+        self.0.served(index, value)
+    }
+
+    /// Target `index` answered, with no cache above: counted.
+    #[inline]
+    pub fn served<T>(self, index: usize, value: T) -> T {
         self.0.served(index, value)
     }
 
