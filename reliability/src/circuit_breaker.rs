@@ -730,13 +730,24 @@ where
                 return std::task::Poll::Ready(Err(E::from(rejection)));
             }
         }
-        let out = std::task::ready!(this.fut.poll(cx));
-        if let Some(permit) = this.permit {
-            permit.settle(&out, &*this.counts, &caller);
-            *this.permit = None;
+        // Taken apart before the outcome is recorded and rebuilt from its fields, not kept whole
+        // across the recording and moved (see the module `call`).
+        match std::task::ready!(this.fut.poll(cx)) {
+            Ok(value) => {
+                if let Some(permit) = this.permit {
+                    permit.success(&caller);
+                    *this.permit = None;
+                }
+                std::task::Poll::Ready(Ok(value))
+            }
+            Err(error) => {
+                if let Some(permit) = this.permit {
+                    permit.settle_error(&error, &*this.counts, &caller);
+                    *this.permit = None;
+                }
+                std::task::Poll::Ready(Err(error))
+            }
         }
-        // Rebuilt from its fields, not moved whole (see `call::rebuild`).
-        std::task::Poll::Ready(crate::call::rebuild(out))
     }
 }
 
@@ -809,21 +820,18 @@ pub(crate) struct Permit<'a> {
 }
 
 impl Permit<'_> {
-    /// Records how the call ended: an `Err` for which `counts` is true is a failure, anything else
-    /// a success. `caller` names the call in the events of a transition.
-    ///
-    /// Takes the permit by reference: it is settled where it lies (in the caller's future), not
-    /// moved into a call first (copying it costs more than recording the outcome).
+    /// Records a call that ended in `error`: a failure if `counts` says so, else a success.
     #[inline]
-    pub(crate) fn settle<T, E>(
+    pub(crate) fn settle_error<E>(
         &mut self,
-        out: &Result<T, E>,
+        error: &E,
         counts: impl Fn(&E) -> bool,
         caller: &Caller<'_>,
     ) {
-        match out {
-            Err(e) if counts(e) => self.failure(caller),
-            _ => self.success(caller),
+        if counts(error) {
+            self.failure(caller);
+        } else {
+            self.success(caller);
         }
     }
 

@@ -147,7 +147,7 @@ where
         let had_budget = armed && coop::has_budget_remaining();
         match this.fut.poll(cx) {
             // Taken apart before counting and rebuilt from its fields, not kept whole across the
-            // count and moved (see `call::rebuild`).
+            // count and moved (see the module `call`).
             Poll::Ready(Ok(value)) => {
                 this.call.end(Field::Successes);
                 return Poll::Ready(Ok(value));

@@ -204,16 +204,27 @@ where
                 return Poll::Ready(Err((this.convert)(rejection)));
             }
         }
-        let out = std::task::ready!(this.fut.poll(cx));
-        // A permit dropped unrecorded (cancelled, or polled again) counts as neither; so does a
-        // rejection by a rate limit or bulkhead below: load shedding, not a failure of the service.
-        if let Some(permit) = this.permit {
-            if !(out.is_err() && this.ctx.shed.load(Ordering::Relaxed)) {
-                permit.settle(&out, *this.counts, &caller());
+        // Taken apart before the outcome is recorded and rebuilt from its fields, not kept whole
+        // across the recording and moved (see the module `call`). A permit dropped unrecorded
+        // (cancelled, or polled again) counts as neither; so does a rejection by a rate limit or
+        // bulkhead below: load shedding, not a failure of the service.
+        match std::task::ready!(this.fut.poll(cx)) {
+            Ok(value) => {
+                if let Some(permit) = this.permit {
+                    permit.success(&caller());
+                    *this.permit = None;
+                }
+                Poll::Ready(Ok(value))
             }
-            *this.permit = None;
+            Err(error) => {
+                if let Some(permit) = this.permit {
+                    if !this.ctx.shed.load(Ordering::Relaxed) {
+                        permit.settle_error(&error, *this.counts, &caller());
+                    }
+                    *this.permit = None;
+                }
+                Poll::Ready(Err(error))
+            }
         }
-        // Rebuilt from its fields, not moved whole (see `call::rebuild`).
-        Poll::Ready(crate::call::rebuild(out))
     }
 }
