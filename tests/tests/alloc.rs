@@ -40,6 +40,11 @@ async fn with_breaker(x: u64) -> Result<u64, AppError> {
     body(x).await
 }
 
+#[circuit_breaker(name = "alloc.breaker.rate", failure_rate = 0.5, window = 100)]
+async fn with_rate_breaker(x: u64) -> Result<u64, AppError> {
+    body(x).await
+}
+
 #[fallback(canned)]
 async fn with_fallback(x: u64) -> Result<u64, AppError> {
     body(x).await
@@ -136,6 +141,10 @@ fn the_happy_path_does_not_allocate() {
             ("#[retry]", allocations(1000, with_retry).await),
             ("#[timeout]", allocations(1000, with_timeout).await),
             ("#[circuit_breaker]", allocations(1000, with_breaker).await),
+            (
+                "#[circuit_breaker], rate rule over the last 100 calls",
+                allocations(1000, with_rate_breaker).await,
+            ),
             ("#[fallback]", allocations(1000, with_fallback).await),
             ("full stack", allocations(1000, full_stack).await),
             (
