@@ -79,6 +79,15 @@ fn assign() -> usize {
     index
 }
 
+/// This thread's bucket and place in it; `None` for a thread that holds no index.
+#[inline]
+fn place() -> Option<(usize, usize)> {
+    match index() {
+        NONE.. => None,
+        index => Some(locate(index)),
+    }
+}
+
 /// The bucket and the place in it of index `index`.
 #[inline]
 fn locate(index: usize) -> (usize, usize) {
@@ -102,11 +111,7 @@ impl<T: Default> PerThread<T> {
     /// This thread's copy, if it has one.
     #[inline]
     pub(crate) fn get(&self) -> Option<&T> {
-        let index = index();
-        if index >= NONE {
-            return None;
-        }
-        let (bucket, at) = locate(index);
+        let (bucket, at) = place()?;
         self.buckets.get(bucket)?.get()?.get(at)
     }
 
@@ -114,11 +119,7 @@ impl<T: Default> PerThread<T> {
     /// ending.
     #[cold]
     pub(crate) fn get_or_default(&self) -> Option<&T> {
-        let index = index();
-        if index >= NONE {
-            return None;
-        }
-        let (bucket, at) = locate(index);
+        let (bucket, at) = place()?;
         self.buckets
             .get(bucket)?
             .get_or_init(|| (0..1usize << bucket).map(|_| T::default()).collect())

@@ -63,6 +63,19 @@ const FIELDS: usize = Field::StoreErrors as usize + 1;
 #[derive(Default)]
 struct Local([AtomicU64; FIELDS]);
 
+impl Local {
+    /// Adds one to `field`, from the thread that owns this copy: only it writes here, so a load
+    /// and a store cannot lose an update; readers on other threads see either value.
+    #[inline]
+    fn bump(&self, field: Field) {
+        let counter = &self.0[field as usize];
+        counter.store(
+            counter.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+    }
+}
+
 /// The counters a policy can move. Not every policy moves every counter.
 #[derive(Clone, Copy, Debug)]
 #[repr(usize)]
@@ -183,16 +196,10 @@ impl Stats {
     /// Adds one to `field` for this thread.
     #[inline]
     pub(crate) fn add(&self, field: Field) {
-        // Only this thread writes its copy, so a load and a store cannot lose an update; readers
-        // on other threads see either value.
-        let Some(local) = self.local.get() else {
-            return self.add_first(field);
-        };
-        let counter = &local.0[field as usize];
-        counter.store(
-            counter.load(Ordering::Relaxed).wrapping_add(1),
-            Ordering::Relaxed,
-        );
+        match self.local.get() {
+            Some(local) => local.bump(field),
+            None => self.add_first(field),
+        }
     }
 
     /// [`add`](Self::add) on this thread's first count, which makes its copy; or, on a thread that
@@ -200,13 +207,7 @@ impl Stats {
     #[cold]
     fn add_first(&self, field: Field) {
         match self.local.get_or_default() {
-            Some(local) => {
-                let counter = &local.0[field as usize];
-                counter.store(
-                    counter.load(Ordering::Relaxed).wrapping_add(1),
-                    Ordering::Relaxed,
-                );
-            }
+            Some(local) => local.bump(field),
             None => {
                 self.shared.0[field as usize].fetch_add(1, Ordering::Relaxed);
             }

@@ -198,6 +198,22 @@ where
         if let Some(value) = self.lookup(&key) {
             return Ok(value);
         }
+        self.run_missed_shared(store, name, key, fut, keep).await
+    }
+
+    /// The miss path of [`get_or_run_shared`](Self::get_or_run_shared): also what the attribute
+    /// runs once its own lookup found nothing.
+    pub(crate) async fn run_missed_shared<E, F>(
+        &self,
+        store: &RedisStore,
+        name: &str,
+        key: K,
+        fut: F,
+        keep: Keep<'_, V>,
+    ) -> Result<V, E>
+    where
+        F: Future<Output = Result<V, E>>,
+    {
         let flight = Flight::join(self, &key);
         let _turn = match flight.gate().try_lock() {
             Ok(turn) => turn,
@@ -342,7 +358,7 @@ impl OkValues {
         let cache = slot.get::<K, V>(site);
         cache
             .core
-            .get_or_run_shared(store, cache.name(), key, fut, &keep)
+            .run_missed_shared(store, cache.name(), key, fut, &keep)
             .await
     }
 }
@@ -375,7 +391,7 @@ impl Values {
         let fut = async { Ok::<V, std::convert::Infallible>(fut.await) };
         match cache
             .core
-            .get_or_run_shared(store, cache.name(), key, fut, &keep)
+            .run_missed_shared(store, cache.name(), key, fut, &keep)
             .await
         {
             Ok(value) => value,
