@@ -21,10 +21,10 @@
 //!     let show = /* how events show `E`: Display, Debug or nothing */;
 //!     let convert = <E as P::FromReliabilityError>::from_reliability;
 //!     let ctx = P::StackCtx::new();
-//!     let mut attempts = P::RetryLoop::new(__RELIABILITY_RETRY.get(&site), &ctx);
+//!     let mut attempts = P::RetryLoop::new(__RELIABILITY_RETRY.get(site), &ctx);
 //!     loop {
 //!         {   // `out` ends before the wait, so it is not kept in the function's future
-//!             let out = P::timeout(__RELIABILITY_TIMEOUT.get(&site), &ctx, convert,
+//!             let out = P::timeout(__RELIABILITY_TIMEOUT.get(site), &ctx, convert,
 //!                 P::layer::<Result<T, E>, _>(async { let q = P::clone_arg(&q); BODY })).await;
 //!             if out.is_ok() { attempts.succeeded(); break out; }
 //!             if let Break(out) = attempts.decide(out, &P::always, &P::never_asks, show) { break out; }

@@ -51,7 +51,7 @@ pub use crate::circuit_breaker::expand::{
     BreakerCall, BreakerSlot, circuit_breaker, consecutive_breaker, rate_breaker,
 };
 pub use crate::fallback::expand::{
-    CallIsFuture, CallNotFuture, Chain, FailsBelowBreaker, FailsBelowRetry, FallbackCall,
+    CallIsFuture, CallNotFuture, Chain, Entered, FailsBelowBreaker, FailsBelowRetry, FallbackCall,
     FallbackFn, FallbackSlot, Fallible, LastFallback, TakesAll, TakesNoReceiver, TakesOther,
     TakesReceiver, Target, TargetCall, fallback_with, fallible, last_fallback,
     last_fallback_below_breaker, last_fallback_below_retry,

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::registry::registry;
-use crate::stats::{Field, PolicyKind, Stats};
+use crate::stats::{Field, Kept, PolicyKind, Stats};
 
 pub(crate) mod expand;
 
@@ -64,9 +64,9 @@ impl Fallback {
         A: FnOnce(E) -> AF,
         AF: Future<Output = Result<T, E>>,
     {
-        self.enter();
+        let entered = self.enter();
         let error = match primary.await {
-            Ok(value) => return Ok(self.primary_ok(value)),
+            Ok(value) => return Ok(self.primary_ok(entered, value)),
             Err(error) => error,
         };
         self.primary_failed(true);
@@ -76,16 +76,17 @@ impl Fallback {
         }
     }
 
-    /// Counts a call of the chain.
+    /// Counts a call of the chain; what it gives counts the call's success
+    /// ([`primary_ok`](Self::primary_ok)) without finding this thread's counters again.
     #[inline]
-    pub(crate) fn enter(&self) {
-        self.stats.add(Field::Calls);
+    pub(crate) fn enter(&self) -> Kept<'_> {
+        self.stats.add_keep(Field::Calls)
     }
 
-    /// Counts a success of the layer below.
+    /// Counts a success of the layer below, for the call `entered`.
     #[inline]
-    pub(crate) fn primary_ok<T>(&self, value: T) -> T {
-        self.stats.add(Field::Successes);
+    pub(crate) fn primary_ok<T>(&self, entered: Kept<'_>, value: T) -> T {
+        self.stats.add_kept(entered, Field::Successes);
         value
     }
 

@@ -79,6 +79,12 @@ fn assign() -> usize {
     index
 }
 
+/// Whether this thread's index is `index` (a thread that has none is never at an index).
+#[inline]
+pub(crate) fn at(index: usize) -> bool {
+    INDEX.with(Cell::get) == index
+}
+
 /// This thread's bucket and place in it; `None` for a thread that holds no index.
 #[inline]
 fn place() -> Option<(usize, usize)> {
@@ -113,6 +119,18 @@ impl<T: Default> PerThread<T> {
     pub(crate) fn get(&self) -> Option<&T> {
         let (bucket, at) = place()?;
         self.buckets.get(bucket)?.get()?.get(at)
+    }
+
+    /// This thread's index and copy, if it has one. The copy stays this index's: a later call on
+    /// a thread [`at`] the same index may use it again without looking it up.
+    #[inline]
+    pub(crate) fn get_kept(&self) -> Option<(usize, &T)> {
+        let index = index();
+        let (bucket, at) = match index {
+            NONE.. => return None,
+            index => locate(index),
+        };
+        Some((index, self.buckets.get(bucket)?.get()?.get(at)?))
     }
 
     /// This thread's copy, made (with its bucket) if it has none; `None` for a thread that is

@@ -47,6 +47,21 @@ impl Site {
         }
     }
 
+    /// The fields, to pass to a cold path in registers rather than through memory.
+    #[inline(always)]
+    pub(crate) fn parts(self) -> (&'static str, &'static str, bool) {
+        (self.path, self.instance, self.method)
+    }
+
+    /// The site of [`parts`](Self::parts).
+    pub(crate) fn from_parts(path: &'static str, instance: &'static str, method: bool) -> Self {
+        Site {
+            path,
+            instance,
+            method,
+        }
+    }
+
     /// The key of the instantiation.
     #[inline(always)]
     pub(crate) fn instance(&self) -> &'static str {

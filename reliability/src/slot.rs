@@ -1,18 +1,24 @@
 //! Where an attribute keeps its policy: a `static` in the function, holding one policy per
 //! instantiation of the function (a generic function, or a method of a generic type, has one per
 //! set of type arguments), each made and registered on first use.
+//!
+//! A call finds its policy in the `static` itself: the first instantiation's policy is stored
+//! inline, so the policy's fields are one load from a fixed address, not two. The site is passed
+//! to the path that makes a policy field by field, in registers, so that the hot path writes
+//! nothing to memory for it.
 
 use std::sync::{Mutex, OnceLock};
 
+use crate::site::Site;
 use crate::stats::lock;
 
 /// One policy per instantiation, keyed by the instantiation's type string (`""` for a function
 /// that is not generic). Policies are made once and live as long as the program, as the `static`
 /// that holds them.
 pub(crate) struct Slot<T: 'static> {
-    /// The first instantiation used: every call of a non-generic function finds its policy here
-    /// with one comparison.
-    first: OnceLock<(&'static str, &'static T)>,
+    /// The first instantiation used, and its policy: every call of a non-generic function finds
+    /// its policy here with one comparison.
+    first: OnceLock<(&'static str, T)>,
     others: Mutex<Vec<(&'static str, &'static T)>>,
 }
 
@@ -41,19 +47,21 @@ impl<T: Send + Sync + 'static> Slot<T> {
         }
     }
 
-    /// The policy of `instance` for which `fits` holds, made by `make` on first use.
     /// The first policy made, whichever instance it was made for.
     #[inline]
-    pub(crate) fn first(&self) -> Option<&'static T> {
-        self.first.get().map(|(_, policy)| *policy)
+    pub(crate) fn first(&'static self) -> Option<&'static T> {
+        self.first.get().map(|(_, policy)| policy)
     }
 
+    /// The policy of `instance` for which `fits` holds, made by `make` from `site` on first use.
+    /// `make` should capture no more than a reference: it is passed to the cold path as it is.
     #[inline]
     pub(crate) fn get(
-        &self,
+        &'static self,
         instance: &'static str,
+        site: Site,
         fits: impl Fn(&T) -> bool,
-        make: impl FnOnce() -> T,
+        make: impl FnOnce(Site) -> T,
     ) -> &'static T {
         if let Some((key, policy)) = self.first.get()
             && same(key, instance)
@@ -61,24 +69,26 @@ impl<T: Send + Sync + 'static> Slot<T> {
         {
             return policy;
         }
-        self.get_slow(instance, fits, make)
+        let (path, site_instance, method) = site.parts();
+        self.get_slow(instance, path, site_instance, method, fits, make)
     }
 
     #[cold]
     #[inline(never)]
     fn get_slow(
-        &self,
+        &'static self,
         instance: &'static str,
+        path: &'static str,
+        site_instance: &'static str,
+        method: bool,
         fits: impl Fn(&T) -> bool,
-        make: impl FnOnce() -> T,
+        make: impl FnOnce(Site) -> T,
     ) -> &'static T {
+        let site = Site::from_parts(path, site_instance, method);
         let mut make = Some(make);
-        let (key, policy) = *self.first.get_or_init(|| {
-            let made: &'static T = match make.take() {
-                Some(make) => Box::leak(Box::new(make())),
-                None => unreachable_make(),
-            };
-            (instance, made)
+        let (key, policy) = self.first.get_or_init(|| match make.take() {
+            Some(make) => (instance, make(site)),
+            None => unreachable_make(),
         });
         // Made just now by this call: it fits.
         let Some(make) = make else { return policy };
@@ -94,7 +104,7 @@ impl<T: Send + Sync + 'static> Slot<T> {
         }
         // A slot is a `static`, and so is what it holds: one policy per instantiation, for the rest
         // of the program.
-        let made: &'static T = Box::leak(Box::new(make()));
+        let made: &'static T = Box::leak(Box::new(make(site)));
         others.push((instance, made));
         made
     }

@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::per_thread::PerThread;
+use crate::per_thread::{self, PerThread};
 
 /// The kind of a policy in the [`Registry`](crate::Registry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -60,7 +60,7 @@ const FIELDS: usize = Field::StoreErrors as usize + 1;
 /// One thread's counters, on cache lines of their own (128 bytes: the adjacent-line prefetcher of
 /// x86 pairs lines).
 #[repr(align(128))]
-#[derive(Default)]
+#[derive(Default, Debug)]
 struct Local([AtomicU64; FIELDS]);
 
 impl Local {
@@ -75,6 +75,11 @@ impl Local {
         );
     }
 }
+
+/// Where a thread's copy of a policy's counters is, kept by a call between two counts
+/// ([`Stats::add_keep`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Kept<'a>(Option<(usize, &'a Local)>);
 
 /// The counters a policy can move. Not every policy moves every counter.
 #[derive(Clone, Copy, Debug)]
@@ -199,6 +204,33 @@ impl Stats {
         match self.local.get() {
             Some(local) => local.bump(field),
             None => self.add_first(field),
+        }
+    }
+
+    /// [`add`](Self::add), keeping where this thread's copy is, for a second count of the same
+    /// call ([`add_kept`](Self::add_kept)).
+    #[inline]
+    pub(crate) fn add_keep(&self, field: Field) -> Kept<'_> {
+        match self.local.get_kept() {
+            Some((index, local)) => {
+                local.bump(field);
+                Kept(Some((index, local)))
+            }
+            None => {
+                self.add_first(field);
+                Kept(None)
+            }
+        }
+    }
+
+    /// [`add`](Self::add), in the copy kept by [`add_keep`](Self::add_keep) when the call is still
+    /// on a thread at the same index (the copy is then this thread's: an index and its copies pass
+    /// to another thread only after the thread that held them ended).
+    #[inline]
+    pub(crate) fn add_kept(&self, kept: Kept<'_>, field: Field) {
+        match kept.0 {
+            Some((index, local)) if per_thread::at(index) => local.bump(field),
+            _ => self.add(field),
         }
     }
 
@@ -372,5 +404,40 @@ impl Drop for Call<'_> {
         if self.state == CallState::Running {
             self.stats.add(Field::Cancelled);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_copy_counts_on_the_thread_that_kept_it_and_nowhere_else() {
+        let stats = Stats::new(PolicyKind::Fallback, "kept".into());
+        // Kept and counted again on the same thread.
+        let kept = stats.add_keep(Field::Calls);
+        stats.add_kept(kept, Field::Successes);
+        // Kept on one thread, counted again on another (a task moved by the scheduler): the
+        // second count goes to the other thread's copy, never into a copy it does not own.
+        let kept = stats.add_keep(Field::Calls);
+        std::thread::scope(|s| {
+            s.spawn(|| stats.add_kept(kept, Field::Successes));
+        });
+        // Kept on a thread that ended: a thread that now holds its index owns its copy.
+        let kept = std::thread::scope(|s| s.spawn(|| stats.add_keep(Field::Calls)).join());
+        let kept = kept.unwrap_or_else(|_| panic!("the counting thread panicked"));
+        std::thread::scope(|s| {
+            s.spawn(|| stats.add_kept(kept, Field::Successes));
+        });
+        assert_eq!(stats.get(Field::Calls), 3);
+        assert_eq!(stats.get(Field::Successes), 3);
+        let here = stats.local.get().map(|l| {
+            [Field::Calls, Field::Successes].map(|f| l.0[f as usize].load(Ordering::Relaxed))
+        });
+        assert_eq!(
+            here,
+            Some([2, 1]),
+            "the moved call counted its success on its own thread"
+        );
     }
 }

@@ -390,9 +390,9 @@ mod expansion {
         let when = predicate::<<Out as IsResult>::Err, _>(always);
         let when = |e: &<Out as IsResult>::Err| when.call(e);
         let attempts = std::sync::atomic::AtomicU32::new(0);
-        hedge(HEDGE.get(&site), &ctx, &when, || {
+        hedge(HEDGE.get(site), &ctx, &when, || {
             timeout(
-                TIMEOUT.get(&site),
+                TIMEOUT.get(site),
                 &ctx,
                 <<Out as IsResult>::Err as From<reliability::Error>>::from,
                 layer::<Out, _>(async {
@@ -460,9 +460,9 @@ mod expansion {
         let ctx = StackCtx::new();
         let when = predicate::<reliability::Error, _>(always);
         let when = |e: &reliability::Error| when.call(e);
-        let out: Out = hedge(HEDGE.get(&site), &ctx, &when, || {
+        let out: Out = hedge(HEDGE.get(site), &ctx, &when, || {
             timeout(
-                TIMEOUT.get(&site),
+                TIMEOUT.get(site),
                 &ctx,
                 std::convert::identity,
                 std::future::pending(),

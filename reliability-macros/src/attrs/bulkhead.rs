@@ -143,5 +143,5 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> To
     });
     let convert = cx.convert();
     let (ctx, site) = (&cx.names.ctx, &cx.names.site);
-    quote!(::reliability::__private::bulkhead(__RELIABILITY_BULKHEAD.get(&#site), &#ctx, #convert, #below))
+    quote!(::reliability::__private::bulkhead(__RELIABILITY_BULKHEAD.get(#site), &#ctx, #convert, #below))
 }

@@ -242,9 +242,9 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> To
     quote! {
         let #how_ = #how;
         let #key_ = #key;
-        match #how_.hit(&__RELIABILITY_CACHE, &#site, &#key_) {
+        match #how_.hit(&__RELIABILITY_CACHE, #site, &#key_) {
             ::core::option::Option::Some(#hit) => #hit,
-            ::core::option::Option::None => #how_.#call(&__RELIABILITY_CACHE, &#site, &#ctx, #unless, #key_, #below).await,
+            ::core::option::Option::None => #how_.#call(&__RELIABILITY_CACHE, #site, &#ctx, #unless, #key_, #below).await,
         }
     }
 }

@@ -420,7 +420,7 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> To
     let convert = cx.convert();
     let (ctx, site) = (&cx.names.ctx, &cx.names.site);
     let breaker = match &config.name_expr {
-        None => quote!(__RELIABILITY_BREAKER.get(&#site)),
+        None => quote!(__RELIABILITY_BREAKER.get(#site)),
         Some(expr) => {
             if let Some(error) = forgotten_quotes(expr, cx) {
                 return error.to_compile_error();

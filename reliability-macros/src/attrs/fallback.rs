@@ -81,6 +81,7 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
     let fallback = cx.local("__reliability_fallback");
     let error = cx.local("__reliability_error");
     let value = cx.local("__reliability_value");
+    let entered = cx.local("__reliability_entered");
     let (ctx, site) = (&cx.names.ctx, &cx.names.site);
     let function = cx.function;
     let ret = cx.ret;
@@ -175,10 +176,10 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
         }
     });
     Wrapped::Statements(quote! {
-        let #fallback = __RELIABILITY_FALLBACK.get(&#site);
-        #fallback.enter();
+        let #fallback = __RELIABILITY_FALLBACK.get(#site);
+        let #entered = #fallback.enter();
         let #error = match #below.await {
-            ::core::result::Result::Ok(#value) => return ::core::result::Result::Ok(#fallback.primary_ok(#value)),
+            ::core::result::Result::Ok(#value) => return ::core::result::Result::Ok(#fallback.primary_ok(#entered, #value)),
             ::core::result::Result::Err(#error) => #error,
         };
         if !#fallback.primary_failed((#when)(&#error)) {

@@ -128,5 +128,5 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> To
     });
     let when = cx.predicate("__reliability_hedge_when", config.when.as_ref());
     let (ctx, site) = (&cx.names.ctx, &cx.names.site);
-    quote!(::reliability::__private::hedge(__RELIABILITY_HEDGE.get(&#site), &#ctx, #when, || #below))
+    quote!(::reliability::__private::hedge(__RELIABILITY_HEDGE.get(#site), &#ctx, #when, || #below))
 }

@@ -252,5 +252,5 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> To
     } else {
         quote!(rate_limit)
     };
-    quote!(::reliability::__private::#call(__RELIABILITY_RATE_LIMIT.get(&#site), &#ctx, #convert, #key, #cost, #below))
+    quote!(::reliability::__private::#call(__RELIABILITY_RATE_LIMIT.get(#site), &#ctx, #convert, #key, #cost, #below))
 }

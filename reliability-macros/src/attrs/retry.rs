@@ -427,7 +427,7 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> Wr
     let value = cx.local("__reliability_value");
     let error = cx.local("__reliability_error");
     Wrapped::Statements(quote! {
-        let mut #attempts = ::reliability::__private::RetryLoop::new(__RELIABILITY_RETRY.get(&#site), &#ctx);
+        let mut #attempts = ::reliability::__private::RetryLoop::new(__RELIABILITY_RETRY.get(#site), &#ctx);
         loop {
             // The attempt's result ends with the `match`, before the wait (held across it, it
             // was kept in the function's future); an `Ok` is rebuilt from its value (see

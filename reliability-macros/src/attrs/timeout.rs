@@ -88,5 +88,5 @@ pub(crate) fn expand(config: &Config, cx: &mut Cx<'_>, below: TokenStream) -> To
     });
     let convert = cx.convert();
     let (ctx, site) = (&cx.names.ctx, &cx.names.site);
-    quote!(::reliability::__private::timeout(__RELIABILITY_TIMEOUT.get(&#site), &#ctx, #convert, #below))
+    quote!(::reliability::__private::timeout(__RELIABILITY_TIMEOUT.get(#site), &#ctx, #convert, #below))
 }

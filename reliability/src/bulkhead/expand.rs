@@ -36,13 +36,14 @@ impl BulkheadSlot {
     /// The bulkhead, registered on first use. A bulkhead named explicitly is one for every
     /// instantiation of the function.
     #[inline]
-    pub fn get(&self, site: &Site) -> &'static Bulkhead {
+    pub fn get(&'static self, site: Site) -> &'static Bulkhead {
         let instance = if self.name.is_some() {
             ""
         } else {
             site.instance()
         };
-        self.slot.get(instance, |_| true, || self.make(site))
+        self.slot
+            .get(instance, site, |_| true, |site| self.make(&site))
     }
 
     #[cold]

@@ -80,12 +80,12 @@ impl CacheSlot {
 
     /// The cache for `K → V` of this instantiation, registered on first use.
     #[inline]
-    pub fn get<K: CacheKey, V: CacheValue>(&self, site: &Site) -> &'static Cache<K, V> {
+    pub fn get<K: CacheKey, V: CacheValue>(&'static self, site: Site) -> &'static Cache<K, V> {
         let fits =
             |cache: &Box<dyn Any + Send + Sync>| cache.downcast_ref::<Cache<K, V>>().is_some();
-        let cache = self
-            .slot
-            .get(site.instance(), fits, || Box::new(self.make::<K, V>(site)));
+        let cache = self.slot.get(site.instance(), site, fits, |site| {
+            Box::new(self.make::<K, V>(&site))
+        });
         match cache.downcast_ref::<Cache<K, V>>() {
             Some(cache) => cache,
             None => unreachable!("the slot checked the type"),
@@ -317,8 +317,8 @@ impl OkValues {
     #[inline]
     pub fn hit<K: CacheKey, V: CacheValue, E>(
         self,
-        slot: &CacheSlot,
-        site: &Site,
+        slot: &'static CacheSlot,
+        site: Site,
         key: &K,
     ) -> Option<Result<V, E>> {
         slot.get::<K, V>(site).core.lookup(key).map(Ok)
@@ -329,8 +329,8 @@ impl OkValues {
     #[inline]
     pub async fn cached<K, V, E, F, U>(
         self,
-        slot: &CacheSlot,
-        site: &Site,
+        slot: &'static CacheSlot,
+        site: Site,
         ctx: &StackCtx,
         unless: &U,
         key: K,
@@ -355,8 +355,8 @@ impl Values {
     #[inline]
     pub fn hit<K: CacheKey, V: CacheValue>(
         self,
-        slot: &CacheSlot,
-        site: &Site,
+        slot: &'static CacheSlot,
+        site: Site,
         key: &K,
     ) -> Option<V> {
         slot.get::<K, V>(site).core.lookup(key)
@@ -367,8 +367,8 @@ impl Values {
     #[inline]
     pub async fn cached<K, V, F, U>(
         self,
-        slot: &CacheSlot,
-        site: &Site,
+        slot: &'static CacheSlot,
+        site: Site,
         ctx: &StackCtx,
         unless: &U,
         key: K,
@@ -401,8 +401,8 @@ impl OkValues {
     #[inline]
     pub async fn cached_shared<K, V, E, F, U>(
         self,
-        slot: &CacheSlot,
-        site: &Site,
+        slot: &'static CacheSlot,
+        site: Site,
         ctx: &StackCtx,
         unless: &U,
         key: K,
@@ -424,8 +424,8 @@ impl Values {
     #[inline]
     pub async fn cached_shared<K, V, F, U>(
         self,
-        slot: &CacheSlot,
-        site: &Site,
+        slot: &'static CacheSlot,
+        site: Site,
         ctx: &StackCtx,
         unless: &U,
         key: K,

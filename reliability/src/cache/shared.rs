@@ -338,8 +338,8 @@ impl OkValues {
     #[inline]
     pub async fn cached_shared<K, V, E, F, U>(
         self,
-        slot: &CacheSlot,
-        site: &Site,
+        slot: &'static CacheSlot,
+        site: Site,
         ctx: &StackCtx,
         unless: &U,
         key: K,
@@ -370,8 +370,8 @@ impl Values {
     #[inline]
     pub async fn cached_shared<K, V, F, U>(
         self,
-        slot: &CacheSlot,
-        site: &Site,
+        slot: &'static CacheSlot,
+        site: Site,
         ctx: &StackCtx,
         unless: &U,
         key: K,

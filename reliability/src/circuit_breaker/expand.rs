@@ -80,7 +80,7 @@ impl BreakerSlot {
 
     /// The breaker, registered on first use.
     #[inline]
-    pub fn get(&self, site: &Site) -> &'static CircuitBreaker {
+    pub fn get(&'static self, site: Site) -> &'static CircuitBreaker {
         // A breaker named explicitly is one for every instantiation: the first one made is it,
         // whichever instantiation asks.
         let instance = if self.name.is_some() {
@@ -91,7 +91,8 @@ impl BreakerSlot {
         } else {
             site.instance()
         };
-        self.slot.get(instance, |_| true, || self.make(site))
+        self.slot
+            .get(instance, site, |_| true, |site| self.make(&site))
     }
 
     /// With `name = EXPR`: the breaker registered as `name`, one per name (made on its first call,

@@ -10,6 +10,7 @@ use crate::call::StackCtx;
 use crate::fallback::Fallback;
 use crate::site::Site;
 use crate::slot::Slot;
+use crate::stats::Kept;
 
 /// A `static` holding one fallback layer.
 #[derive(Debug)]
@@ -29,11 +30,12 @@ impl FallbackSlot {
 
     /// The chain of this instantiation, registered under the site's name on first use.
     #[inline]
-    pub fn get(&self, site: &Site) -> Chain {
+    pub fn get(&'static self, site: Site) -> Chain {
         Chain(self.slot.get(
             site.instance(),
+            site,
             |_| true,
-            || Fallback::new(&site.name(), self.targets),
+            |site| Fallback::new(&site.name(), self.targets),
         ))
     }
 }
@@ -45,14 +47,14 @@ pub struct Chain(&'static Fallback);
 impl Chain {
     /// A call of the chain starts.
     #[inline]
-    pub fn enter(self) {
-        self.0.enter();
+    pub fn enter(self) -> Entered {
+        Entered(self.0.enter())
     }
 
-    /// The layer below succeeded.
+    /// The layer below succeeded, in the call `entered`.
     #[inline]
-    pub fn primary_ok<T>(self, value: T) -> T {
-        self.0.primary_ok(value)
+    pub fn primary_ok<T>(self, entered: Entered, value: T) -> T {
+        self.0.primary_ok(entered.0, value)
     }
 
     /// The layer below failed; `applies` says whether the chain takes over.
@@ -87,6 +89,10 @@ impl Chain {
         self.0.all_failed(error)
     }
 }
+
+/// A call of a fallback chain that started: where the calling thread counts it.
+#[derive(Debug, Clone, Copy)]
+pub struct Entered(Kept<'static>);
 
 /// A fallback target, called with the arguments of the function it stands in for (a tuple, the
 /// receiver first for a method). Called through this trait rather than directly, so that a target

@@ -36,11 +36,12 @@ impl HedgeSlot {
     /// The hedge of this instantiation, registered under the site's name on first use; its
     /// latencies are this instantiation's.
     #[inline]
-    pub fn get(&self, site: &Site) -> &'static Hedge {
+    pub fn get(&'static self, site: Site) -> &'static Hedge {
         self.slot.get(
             site.instance(),
+            site,
             |_| true,
-            || Hedge::checked(&site.name(), self.config),
+            |site| Hedge::checked(&site.name(), self.config),
         )
     }
 }

@@ -37,13 +37,14 @@ impl RateLimitSlot {
     /// The limiter, registered on first use. A limiter named explicitly is one for every
     /// instantiation of the function.
     #[inline]
-    pub fn get(&self, site: &Site) -> &'static RateLimiter {
+    pub fn get(&'static self, site: Site) -> &'static RateLimiter {
         let instance = if self.name.is_some() {
             ""
         } else {
             site.instance()
         };
-        self.slot.get(instance, |_| true, || self.make(site))
+        self.slot
+            .get(instance, site, |_| true, |site| self.make(&site))
     }
 
     #[cold]

@@ -71,7 +71,7 @@ impl RetrySlot {
     /// The policy of this instantiation, registered on first use. A retry named explicitly is one
     /// for every instantiation (and shares its budget with every retry of that name).
     #[inline]
-    pub fn get(&self, site: &Site) -> &'static Retry {
+    pub fn get(&'static self, site: Site) -> &'static Retry {
         let instance = if self.name.is_some() {
             ""
         } else {
@@ -79,8 +79,9 @@ impl RetrySlot {
         };
         self.slot.get(
             instance,
+            site,
             |_| true,
-            || {
+            |site| {
                 let name = self.name.map_or_else(|| site.name(), str::to_owned);
                 Retry::new(&name, self.policy)
             },

@@ -27,11 +27,12 @@ impl TimeoutSlot {
 
     /// The policy of this instantiation, registered under the site's name on first use.
     #[inline]
-    pub fn get(&self, site: &Site) -> &'static Timeout {
+    pub fn get(&'static self, site: Site) -> &'static Timeout {
         self.slot.get(
             site.instance(),
+            site,
             |_| true,
-            || Timeout::checked(&site.name(), self.after),
+            |site| Timeout::checked(&site.name(), self.after),
         )
     }
 }
