@@ -85,12 +85,15 @@ pub(crate) fn at(index: usize) -> bool {
     INDEX.with(Cell::get) == index
 }
 
-/// This thread's bucket and place in it; `None` for a thread that holds no index.
+/// This thread's index, and its bucket and place in it; `None` for a thread that holds no index.
 #[inline]
-fn place() -> Option<(usize, usize)> {
+fn place() -> Option<(usize, usize, usize)> {
     match index() {
         NONE.. => None,
-        index => Some(locate(index)),
+        index => {
+            let (bucket, at) = locate(index);
+            Some((index, bucket, at))
+        }
     }
 }
 
@@ -114,22 +117,11 @@ impl<T: Default> PerThread<T> {
         }
     }
 
-    /// This thread's copy, if it has one.
-    #[inline]
-    pub(crate) fn get(&self) -> Option<&T> {
-        let (bucket, at) = place()?;
-        self.buckets.get(bucket)?.get()?.get(at)
-    }
-
     /// This thread's index and copy, if it has one. The copy stays this index's: a later call on
     /// a thread [`at`] the same index may use it again without looking it up.
     #[inline]
-    pub(crate) fn get_kept(&self) -> Option<(usize, &T)> {
-        let index = index();
-        let (bucket, at) = match index {
-            NONE.. => return None,
-            index => locate(index),
-        };
+    pub(crate) fn get(&self) -> Option<(usize, &T)> {
+        let (index, bucket, at) = place()?;
         Some((index, self.buckets.get(bucket)?.get()?.get(at)?))
     }
 
@@ -137,7 +129,7 @@ impl<T: Default> PerThread<T> {
     /// ending.
     #[cold]
     pub(crate) fn get_or_default(&self) -> Option<&T> {
-        let (bucket, at) = place()?;
+        let (_, bucket, at) = place()?;
         self.buckets
             .get(bucket)?
             .get_or_init(|| (0..1usize << bucket).map(|_| T::default()).collect())
@@ -170,7 +162,7 @@ mod tests {
         static COUNTS: PerThread<AtomicU64> = PerThread::new();
         let add = || {
             let copy = match COUNTS.get() {
-                Some(copy) => copy,
+                Some((_, copy)) => copy,
                 None => COUNTS.get_or_default().expect("a live thread has an index"),
             };
             copy.store(copy.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
